@@ -120,3 +120,42 @@ class LabelRecord(BaseModel):
     image_confidence: float | None = None
     worker_ids: list[str] | None = None
     time_spent_seconds: float | None = None
+
+
+class ThresholdSummary(BaseModel):
+    """What an iteration's threshold decision stated (see ``boxloop.threshold``)."""
+
+    threshold: float | None
+    lower_bound: float | None
+    target: float
+    delta: float
+    n_validation: int
+    n_validation_above: int
+    statement: str
+
+
+class IterationMetrics(BaseModel):
+    """``runs/<run-id>/iterations/<NNNN>/metrics.json``: one iteration's figures.
+
+    Counts are for this iteration; ``*_total`` fields are cumulative over the run.
+    """
+
+    run_id: str
+    iteration: int = Field(ge=0)
+    manifest_version: int = Field(ge=0)
+    model_version: str | None = None
+    threshold: ThresholdSummary | None = None
+    validation_map50: float | None = None
+    validation_miou: float | None = None
+    audit_miou: float | None = None
+    images_in_pool: int = Field(ge=0)
+    auto_labelled: int = Field(ge=0)
+    human_labelled: int = Field(ge=0)
+    audit_labelled: int = Field(ge=0)
+    rejected_by_qc: int = Field(ge=0)
+    unanswered: int = Field(ge=0)
+    unlabelled_remaining: int = Field(ge=0)
+    human_seconds: float = Field(ge=0.0)
+    human_seconds_total: float = Field(ge=0.0)
+    human_budget_seconds: float = Field(ge=0.0)
+    finished_at: datetime

@@ -1,0 +1,73 @@
+"""The ``boxloop`` command.
+
+Each subcommand is one ``_add_<name>_command(subparsers)`` function that adds its
+parser and sets ``handler`` (a function of the parsed arguments returning the exit
+status); listing it in ``SUBCOMMANDS`` registers it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from pydantic import ValidationError
+
+from boxloop.corpus import CorpusSpec, generate_corpus
+
+
+def _run_corpus(args: argparse.Namespace) -> int:
+    try:
+        spec = CorpusSpec(n_images=args.images, image_size=args.size, easy_share=args.easy_share, seed=args.seed)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}" for err in exc.errors())
+        print(f"boxloop corpus: invalid arguments: {problems}", file=sys.stderr)
+        return 2
+    try:
+        summary = generate_corpus(spec, args.out, workers=args.workers, show_progress=True)
+    except (FileExistsError, ValueError) as exc:
+        print(f"boxloop corpus: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {summary.n_images} images ({summary.n_easy} easy, {summary.n_hard} hard, "
+        f"{summary.n_objects} objects) to {summary.out_dir} and {summary.truth_path} "
+        f"in {summary.elapsed_seconds:.1f} s"
+    )
+    return 0
+
+
+def _add_corpus_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "corpus",
+        help="generate a synthetic product-photo corpus with COCO truth",
+        description="Write N synthetic product photos under OUT/images and their COCO truth to OUT/truth.json.",
+    )
+    parser.add_argument("--images", type=int, required=True, metavar="N", help="number of images")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (its images/ must be empty)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    parser.add_argument("--size", type=int, default=256, metavar="PX", help="image side in pixels (default 256)")
+    parser.add_argument("--easy-share", type=float, default=0.5, metavar="F", help="share of easy images (default 0.5)")
+    parser.add_argument("--workers", type=int, default=None, metavar="K", help="worker processes (default: all cores)")
+    parser.set_defaults(handler=_run_corpus)
+
+
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_corpus_command,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``boxloop`` argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(prog="boxloop", description="Active-learning labeller for object detection.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in SUBCOMMANDS:
+        add_command(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``boxloop`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

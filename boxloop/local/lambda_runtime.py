@@ -1,0 +1,115 @@
+"""Lambda functions created in moto run in this process (moto runs Lambda code only in Docker).
+
+Hook point (moto 5.2.5): ``moto.awslambda.models.LambdaFunction._invoke_lambda(self, event)
+-> (payload_json, errored, logs)``. Every invocation path reaches it while moto's lambda
+config keeps ``use_docker`` at its default (``True``): boto3 ``invoke``, Step Functions
+``lambda:invoke``, S3 notifications and SQS event-source mappings.
+
+The function's ``Handler`` (``lambdas.loop.compute_threshold.handler``) is imported from
+this project, not from the uploaded zip, and called with the event and a Lambda-like
+context. Limits of running in-process:
+
+- Environment variables are process-wide: the function's variables are applied with
+  ``process_environment.PROCESS_ENVIRONMENT`` (invocations whose variables agree run
+  concurrently, conflicting ones wait for each other).
+- No timeout and no memory limit are enforced; ``get_remaining_time_in_millis`` reports
+  the configured timeout minus the time spent so far.
+- Imported handler modules stay imported: module-level state lives as long as the process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from moto.awslambda.models import LambdaFunction
+
+from boxloop.local.process_environment import PROCESS_ENVIRONMENT
+
+Handler = Callable[[Any, Any], Any]
+
+_ORIGINAL_INVOKE = LambdaFunction._invoke_lambda
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """The parts of the Lambda context object handlers (and Powertools) read."""
+
+    function_name: str
+    function_version: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str
+    log_group_name: str
+    log_stream_name: str
+    deadline_monotonic: float
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left of the configured timeout (informational: nothing stops the handler)."""
+        return max(0, int((self.deadline_monotonic - time.monotonic()) * 1000))
+
+
+def resolve_handler(handler: str) -> Handler:
+    """Import ``package.module.function`` and return the function; errors name the handler string."""
+    module_name, _, attribute = handler.rpartition(".")
+    if not module_name:
+        raise ImportError(f"Lambda handler {handler!r} is not of the form 'module.function'")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attribute)
+    except AttributeError as exc:
+        raise ImportError(f"Lambda handler {handler!r}: module {module_name!r} has no {attribute!r}") from exc
+
+
+def _error_payload(exc: BaseException) -> str:
+    return json.dumps(
+        {
+            "errorMessage": str(exc),
+            "errorType": type(exc).__name__,
+            "stackTrace": traceback.format_exception(exc),
+        }
+    )
+
+
+def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+    """Call ``function``'s handler with ``event``; returns (JSON payload, errored, log tail)."""
+    if isinstance(event, (str, bytes)):
+        event = json.loads(event) if event else {}
+    elif event is None:
+        event = {}
+    variables = {name: str(value) for name, value in (function.environment_vars or {}).items()}
+    context = LambdaContext(
+        function_name=function.function_name,
+        function_version=str(function.version),
+        invoked_function_arn=function.function_arn,
+        memory_limit_in_mb=int(function.memory_size),
+        aws_request_id=str(uuid.uuid4()),
+        log_group_name=function.logs_group_name,
+        log_stream_name=f"local/{function.function_name}",
+        deadline_monotonic=time.monotonic() + float(function.timeout),
+    )
+    with PROCESS_ENVIRONMENT.applied(variables, owner=f"Lambda function {function.function_name}"):
+        try:
+            result = resolve_handler(function.handler)(event, context)
+            payload, errored = json.dumps(result), False
+        except Exception as exc:  # a handler's failure is the invocation's result, as on AWS
+            payload, errored = _error_payload(exc), True
+    function.logs_backend.ensure_log_group(function.logs_group_name)
+    function.save_logs(payload)
+    return payload, errored, ""
+
+
+def install() -> None:
+    """Route every moto Lambda invocation in this process to ``invoke_in_process`` (idempotent)."""
+    LambdaFunction._invoke_lambda = invoke_in_process
+
+
+def uninstall() -> None:
+    """Give moto its own invocation back."""
+    LambdaFunction._invoke_lambda = _ORIGINAL_INVOKE
