@@ -148,7 +148,8 @@ class _Layer:
         y1, x1 = min(self.top + height, size), min(self.left + width, size)
         if y0 >= y1 or x0 >= x1:
             return None
-        return (slice(y0, y1), slice(x0, x1), slice(y0 - self.top, y1 - self.top), slice(x0 - self.left, x1 - self.left))
+        frame = (slice(y0, y1), slice(x0, x1))
+        return (*frame, slice(y0 - self.top, y1 - self.top), slice(x0 - self.left, x1 - self.left))
 
     def frame_mask(self, size: int) -> np.ndarray:
         """The layer's footprint on the size × size frame."""
@@ -395,8 +396,13 @@ def _rendered_in_order(spec: CorpusSpec, images_dir: Path, workers: int) -> Iter
         yield from pool.map(write, range(spec.n_images), chunksize=chunksize)
 
 
-def generate_corpus(spec: CorpusSpec, out_dir: str | Path, workers: int | None = None, show_progress: bool = False) -> CorpusSummary:
+def generate_corpus(
+    spec: CorpusSpec, out_dir: str | Path, workers: int | None = None, show_progress: bool = False
+) -> CorpusSummary:
     """Write ``spec.n_images`` JPEGs under ``out_dir/images`` and COCO ``out_dir/truth.json``.
+
+    Refuses (FileExistsError) an ``out_dir/images`` that is not empty, so stale
+    images never sit beside a new truth file.
 
     Images are rendered in parallel over ``workers`` processes (default: every
     core); the bytes written depend only on ``spec``. With ``show_progress`` a rich
@@ -451,7 +457,9 @@ def generate_corpus(spec: CorpusSpec, out_dir: str | Path, workers: int | None =
         "info": {"description": "boxloop synthetic product-photo corpus", "spec": spec.model_dump(mode="json")},
         "images": coco_images,
         "annotations": annotations,
-        "categories": [{"id": class_id + 1, "name": name, "supercategory": "product"} for class_id, name in enumerate(CLASS_NAMES)],
+        "categories": [
+            {"id": class_id + 1, "name": name, "supercategory": "product"} for class_id, name in enumerate(CLASS_NAMES)
+        ],
     }
     truth_path = out_dir / TRUTH_FILE
     truth_path.write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")

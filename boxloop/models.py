@@ -95,6 +95,31 @@ class HumanLabel(BaseModel):
     job_name: str
 
 
+
+class HumanTaskPurpose(str, Enum):
+    """Why an image is shown to people (DESIGN.md, "The loop" and "Human work")."""
+
+    INITIAL = "initial"
+    UNCERTAIN = "uncertain"
+    AUDIT = "audit"
+    GOLD = "gold"
+
+
+class HumanTask(BaseModel):
+    """One line of ``runs/<run-id>/iterations/<NNNN>/human/tasks.jsonl``.
+
+    ``prefill`` are the detector's boxes shown to the worker to adjust;
+    ``gold_boxes`` is the known answer of a gold task (never shown to workers).
+    """
+
+    image_id: str
+    source_ref: str
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    purpose: HumanTaskPurpose
+    prefill: list[ScoredBox] = Field(default_factory=list)
+    gold_boxes: list[Box] | None = None
+
 class LabelRecord(BaseModel):
     """Our typed view of one Ground Truth augmented-manifest line.
 

@@ -137,7 +137,13 @@ def shard_for(image_id: str, n_shards: int) -> int:
 
 
 def auto_label_record(
-    prediction: Prediction, *, class_map: dict[str, str], iteration: int, threshold: float, creation_date: str, job_name: str
+    prediction: Prediction,
+    *,
+    class_map: dict[str, str],
+    iteration: int,
+    threshold: float,
+    creation_date: str,
+    job_name: str,
 ) -> LabelRecord:
     """The manifest record that auto-labels an image with the detector's prediction."""
     if prediction.error is not None:
@@ -149,7 +155,10 @@ def auto_label_record(
         source_ref=prediction.source_ref,
         width=prediction.width,
         height=prediction.height,
-        boxes=[Box(class_id=b.class_id, left=b.left, top=b.top, width=b.width, height=b.height) for b in prediction.boxes],
+        boxes=[
+            Box(class_id=box.class_id, left=box.left, top=box.top, width=box.width, height=box.height)
+            for box in prediction.boxes
+        ],
         box_confidences=[box.score for box in prediction.boxes],
         class_map=class_map,
         label_source=LabelSource.AUTO,
@@ -188,9 +197,8 @@ def human_label_record(
 def entry_from_record(record: LabelRecord, attribute: str) -> ManifestEntry:
     """The merge entry (with its canonical line) for a new label record."""
     source = record.label_source.value
-    return ManifestEntry(
-        record.image_id, source, (_HUMAN_RANK[source], record.iteration, record.creation_date), dumps_record(record, attribute)
-    )
+    precedence = (_HUMAN_RANK[source], record.iteration, record.creation_date)
+    return ManifestEntry(record.image_id, source, precedence, dumps_record(record, attribute))
 
 
 def entry_from_line(line: str | bytes, attribute: str, where: str) -> ManifestEntry:
@@ -285,7 +293,9 @@ def verify_version(index: VersionIndex, read_shard: Callable[[str], bytes]) -> N
     Raises PublishError naming the first shard that does not match.
     """
     if len(index.shards) != index.n_shards:
-        raise PublishError(f"version {index.version}: index lists {len(index.shards)} shards, expected {index.n_shards}")
+        raise PublishError(
+            f"version {index.version}: index lists {len(index.shards)} shards, expected {index.n_shards}"
+        )
     for shard in index.shards:
         _check_shard_bytes(f"version {index.version}, {shard.name}", read_shard(shard.name), shard)
 
@@ -304,7 +314,7 @@ def publish_to_directory(
     shard), each shard is merged with the previous version's shard, the version
     folder is renamed into place complete, and ``LATEST`` is written last.
     Publishing an iteration that is already published with the same new labels
-    returns the existing index and writes nothing; with different labels it is
+    returns the existing index and changes nothing; with different labels it is
     a PublishError. ``n_shards`` applies to a run's first version; later ones
     keep the previous version's.
     """
@@ -327,7 +337,9 @@ def publish_to_directory(
             (version_dir / merged.entry.name).write_bytes(merged.data)
             merged_shards.append(merged._replace(data=b""))
         version = previous.version + 1 if previous else 1
-        index = build_index(version=version, iteration=iteration, attribute=attribute, previous=previous, shards=merged_shards)
+        index = build_index(
+            version=version, iteration=iteration, attribute=attribute, previous=previous, shards=merged_shards
+        )
         existing = _published_version_of_iteration(root, iteration, previous)
         if existing is not None:
             if existing.created_from.new_labels_sha256 != index.created_from.new_labels_sha256:
@@ -436,16 +448,34 @@ def _merge_sorted(
 
 
 def _spool_by_shard(staging: Path, records: Iterable[LabelRecord], attribute: str, n_shards: int) -> list[Path]:
-    """Write each record's canonical line to its shard's spool file; return the spool paths."""
+    """Write each record's merge entry to its shard's spool file; return the spool paths.
+
+    A spool line is ``[image_id, label_source, rank, iteration, creation_date]``
+    as JSON, a tab (JSON text never holds a raw tab), then the canonical
+    manifest line, so merging does not decode whole manifest lines again.
+    """
     paths = [staging / f"new-{shard_index:05d}.jsonl" for shard_index in range(n_shards)]
     handles = [open(path, "w", encoding="utf-8") for path in paths]
     try:
         for record in records:
-            handles[shard_for(record.image_id, n_shards)].write(dumps_record(record, attribute) + "\n")
+            entry = entry_from_record(record, attribute)
+            header = json.dumps([entry.image_id, entry.label_source, *entry.precedence])
+            handles[shard_for(record.image_id, n_shards)].write(f"{header}\t{entry.line}\n")
     finally:
         for handle in handles:
             handle.close()
     return paths
+
+
+def _read_spool(spool: Path) -> list[ManifestEntry]:
+    """The merge entries of one spool file written by ``_spool_by_shard``."""
+    entries = []
+    with open(spool, encoding="utf-8") as handle:
+        for spool_line in handle:
+            header, line = spool_line.rstrip("\n").split("\t", 1)
+            image_id, label_source, rank, iteration, creation_date = json.loads(header)
+            entries.append(ManifestEntry(image_id, label_source, (rank, iteration, creation_date), line))
+    return entries
 
 
 def _merge_spooled_shard(
@@ -453,11 +483,7 @@ def _merge_spooled_shard(
 ) -> MergedShard:
     """Merge one spooled shard of new labels with the same shard of the previous version."""
     name = shard_name(shard_index)
-    with open(spool, "rb") as new_handle:
-        new_entries = [
-            entry_from_line(line, attribute, f"new labels for {name}, line {number}")
-            for number, line in enumerate(new_handle, start=1)
-        ]
+    new_entries = _read_spool(spool)
     if previous is None:
         return merge_shard(name, [], None, new_entries, attribute)
     previous_entry = previous.shards[shard_index]
@@ -480,7 +506,8 @@ def _check_shard_bytes(where: str, data: bytes, entry: ShardEntry) -> None:
     digest = hashlib.sha256(data).hexdigest()
     if lines != entry.records or digest != entry.sha256:
         raise PublishError(
-            f"{where}: {lines} lines with SHA-256 {digest} do not match the index ({entry.records} lines, {entry.sha256})"
+            f"{where}: {lines} lines with SHA-256 {digest} do not match the index "
+            f"({entry.records} lines, {entry.sha256})"
         )
 
 

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 from scipy.optimize import elementwise
-from scipy.special import bdtr, rel_entr
+from scipy.special import betainc, rel_entr
 
 from boxloop.config import HumanParity
 
@@ -70,7 +70,10 @@ def hoeffding_bentkus_p_value(mean_loss: np.ndarray, n: np.ndarray, alpha: np.nd
     mean_loss, n, alpha = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (mean_loss, n, alpha)))
     below = np.minimum(mean_loss, alpha)
     hoeffding = np.exp(-n * (rel_entr(below, alpha) + rel_entr(1.0 - below, 1.0 - alpha)))
-    bentkus = math.e * bdtr(np.ceil(n * mean_loss), n, alpha)
+    # P(Binom(n, alpha) <= k) = I_{1 - alpha}(n - k, k + 1) for k < n (regularised incomplete beta)
+    k = np.ceil(n * mean_loss)
+    binomial_cdf = np.where(k >= n, 1.0, betainc(np.maximum(n - k, 1.0), k + 1.0, 1.0 - alpha))
+    bentkus = math.e * binomial_cdf
     return np.minimum(hoeffding, bentkus)
 
 
@@ -107,7 +110,7 @@ def _validated(confidences: Sequence[float], qualities: Sequence[float]) -> tupl
     for name, values in (("confidences", c), ("qualities", q)):
         bad = np.flatnonzero(~np.isfinite(values) | (values < 0.0) | (values > 1.0))
         if bad.size:
-            raise ValueError(f"{name}[{bad[0]}] = {values[bad[0]]!r} is not in [0, 1]")
+            raise ValueError(f"{name}[{bad[0]}] = {float(values[bad[0]])!r} is not in [0, 1]")
     return c, q
 
 
@@ -157,7 +160,7 @@ def choose_threshold(
     order = np.argsort(-c, kind="stable")
     c_desc, q_desc = c[order], q[order]
     # the last position of each distinct confidence: the subset c >= t ends there
-    group_ends = np.flatnonzero(np.append(c_desc[1:] != c_desc[:-1], True))
+    group_ends = np.flatnonzero(np.append(c_desc[1:] != c_desc[:-1], c_desc.size > 0))
     thresholds = c_desc[group_ends]
     counts = group_ends + 1
     means = np.cumsum(q_desc)[group_ends] / counts
@@ -182,8 +185,8 @@ def choose_threshold(
             first = tested[0]
             reason = (
                 f"even the {counts[first]} most confident validation images (confidence ≥ {thresholds[first]:.3f}) "
-                f"have mean IoU {means[first]:.2f} with a {confidence_pct} lower bound of {_floor2(lower_bounds[first])}, "
-                f"below the target {target:.2f}"
+                f"have mean IoU {means[first]:.2f} with a {confidence_pct} lower bound of "
+                f"{_floor2(lower_bounds[first])}, below the target {target:.2f}"
             )
         return ThresholdDecision(
             threshold=None,
@@ -215,7 +218,7 @@ def human_parity_target(human_qualities: Sequence[float], parity: HumanParity) -
     measured = np.asarray(human_qualities, dtype=float).reshape(-1)
     bad = np.flatnonzero(~np.isfinite(measured) | (measured < 0.0) | (measured > 1.0))
     if bad.size:
-        raise ValueError(f"human_qualities[{bad[0]}] = {measured[bad[0]]!r} is not in [0, 1]")
+        raise ValueError(f"human_qualities[{bad[0]}] = {float(measured[bad[0]])!r} is not in [0, 1]")
     if measured.size < parity.min_measured_images:
         return TargetDecision(
             target=parity.fallback_target_miou,

@@ -55,7 +55,13 @@ def _moved(box: Box, moves: np.ndarray, width: int, height: int) -> Box:
     left, top, right, bottom = np.array(box.xyxy()) + moves
     left, right = sorted((float(np.clip(left, 0, width)), float(np.clip(right, 0, width))))
     top, bottom = sorted((float(np.clip(top, 0, height)), float(np.clip(bottom, 0, height))))
-    return Box(class_id=box.class_id, left=round(left, 2), top=round(top, 2), width=round(right - left, 2), height=round(bottom - top, 2))
+    return Box(
+        class_id=box.class_id,
+        left=round(left, 2),
+        top=round(top, 2),
+        width=round(right - left, 2),
+        height=round(bottom - top, 2),
+    )
 
 
 class SimulatedWorkforce:
@@ -86,7 +92,9 @@ class SimulatedWorkforce:
         for image_key, boxes in truth.items():
             for box in boxes:
                 if box.class_id >= n_classes:
-                    raise ValueError(f"truth for image {image_key!r} has class_id {box.class_id} >= n_classes {n_classes}")
+                    raise ValueError(
+                        f"truth for image {image_key!r} has class_id {box.class_id} >= n_classes {n_classes}"
+                    )
         self._truth = {image_key: list(boxes) for image_key, boxes in truth.items()}
         self._n_classes = n_classes
         self._error_rate = error_rate

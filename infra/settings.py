@@ -53,7 +53,7 @@ class EnvironmentSettings(BaseModel):
     point_in_time_recovery: bool
     quarantine_expiry_days: int = Field(ge=1)
     scratch_expiry_days: int = Field(ge=1)
-    log_retention_days: int = Field(ge=1)
+    log_retention: Literal["ONE_WEEK", "TWO_WEEKS", "ONE_MONTH", "THREE_MONTHS", "SIX_MONTHS", "ONE_YEAR"]
     route_max_concurrency: int = Field(ge=1, le=1000)
     labelling_defaults: dict[str, Any] = Field(default_factory=dict)
     workteam_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:workteam/.+$")

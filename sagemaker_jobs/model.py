@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -225,7 +226,7 @@ def _unpack_if_archive(model_path: Path) -> Path:
     archive = model_path if model_path.is_file() else model_path / "model.tar.gz"
     if (model_path / CONFIG_FILE).exists() or not archive.is_file():
         return model_path
-    target = archive.parent / "model_unpacked"
+    target = Path(tempfile.mkdtemp(prefix="boxloop-model-"))
     with tarfile.open(archive) as tar:
         tar.extractall(target, filter="data")
     return target

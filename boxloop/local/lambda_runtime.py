@@ -34,8 +34,6 @@ from boxloop.local.process_environment import PROCESS_ENVIRONMENT
 
 Handler = Callable[[Any, Any], Any]
 
-_ORIGINAL_INVOKE = LambdaFunction._invoke_lambda
-
 
 @dataclass(frozen=True)
 class LambdaContext:
@@ -108,8 +106,3 @@ def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str,
 def install() -> None:
     """Route every moto Lambda invocation in this process to ``invoke_in_process`` (idempotent)."""
     LambdaFunction._invoke_lambda = invoke_in_process
-
-
-def uninstall() -> None:
-    """Give moto its own invocation back."""
-    LambdaFunction._invoke_lambda = _ORIGINAL_INVOKE

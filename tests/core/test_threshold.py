@@ -59,7 +59,8 @@ def test_threshold_is_the_lowest_candidate_passing_before_the_first_failure():
     assert decision.n_validation == 200
     next_lower = max(t for t in points if t < decision.threshold)
     assert points[next_lower].lower_bound < 0.6
-    assert all(point.lower_bound >= 0.6 for point in decision.curve if point.threshold >= decision.threshold)
+    tested_before = [p for p in decision.curve if p.n >= 30 and p.threshold >= decision.threshold]
+    assert tested_before and all(point.lower_bound >= 0.6 for point in tested_before)
     assert decision.statement == (
         f"with 95% confidence the mean IoU of this iteration's auto-labels is ≥ 0.60 "
         f"(lower bound {math.floor(chosen.lower_bound * 100) / 100:.2f}, n = {chosen.n} validation images "
@@ -87,6 +88,8 @@ def test_too_few_validation_images_auto_labels_nothing():
     assert decision.threshold is None and decision.lower_bound is None and decision.n_validation_above == 0
     assert decision.statement.startswith("nothing is auto-labelled: only 10 validation images")
     assert "at least 30" in decision.statement
+    no_validation = choose_threshold([], [], target=0.6, delta=0.05)
+    assert no_validation.threshold is None and no_validation.curve == [] and no_validation.n_validation == 0
 
 
 def test_bound_below_target_auto_labels_nothing_and_says_why():

@@ -1,0 +1,121 @@
+"""``LocalAws``: the embedded AWS of a local run (a threaded moto server with our hooks installed).
+
+The hooks (in-process Lambda, local SageMaker jobs and ``.sync``) patch moto's classes, so they
+must live in the process that serves the requests: this one. Entering the context starts a
+moto server on a free loopback port, enables Step Functions execution, and points this process
+at it (``AWS_ENDPOINT_URL``, ``MOTO_PORT`` for the interpreter's own clients, dummy credentials,
+region); leaving it stops running jobs and the server and restores the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from types import TracebackType
+from typing import Any
+
+import boto3
+import requests
+from moto.server import ThreadedMotoServer
+
+from boxloop.local import lambda_runtime, sagemaker_runtime
+from boxloop.local.sagemaker_runtime import SageMakerJobCode
+
+DEFAULT_REGION = "us-east-1"
+LOOPBACK = "127.0.0.1"
+_ENVIRONMENT_NAMES = (
+    "AWS_ENDPOINT_URL",
+    "MOTO_PORT",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+)
+
+
+def free_loopback_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+class LocalAws:
+    """A moto server on ``127.0.0.1:<port>`` with the local hooks; use as a context manager.
+
+    ``job_code`` selects the code SageMaker jobs run (defaults: ``sagemaker_jobs``).
+    Only one ``LocalAws`` should be open per process: moto's state and the hooks are process-wide.
+    """
+
+    def __init__(
+        self, region: str = DEFAULT_REGION, port: int | None = None, job_code: SageMakerJobCode | None = None
+    ) -> None:
+        self.region = region
+        self.port = port or free_loopback_port()
+        self.endpoint_url = f"http://{LOOPBACK}:{self.port}"
+        self._job_code = job_code
+        self._server: ThreadedMotoServer | None = None
+        self._saved_environment: dict[str, str | None] = {}
+
+    def __enter__(self) -> LocalAws:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Install the hooks, start the server, enable execution, and point this process at it."""
+        lambda_runtime.install()
+        sagemaker_runtime.install(self._job_code)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._saved_environment = {name: os.environ.get(name) for name in _ENVIRONMENT_NAMES}
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "MOTO_PORT": str(self.port),
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region,
+            }
+        )
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
+        self._server.start()
+        self.configure()
+
+    def configure(self) -> None:
+        """Ask moto to execute state machines (kept across ``reset``)."""
+        response = requests.post(
+            f"{self.endpoint_url}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": True}},
+            timeout=10,
+        )
+        response.raise_for_status()
+
+    def reset(self) -> None:
+        """Forget every resource (moto's reset); the server, hooks and configuration stay."""
+        sagemaker_runtime.stop_running_jobs()
+        requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=30).raise_for_status()
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` on this embedded AWS."""
+        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+
+    def stop(self) -> None:
+        """Stop running jobs and the server; restore the environment this process had."""
+        sagemaker_runtime.stop_running_jobs()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environment = {}

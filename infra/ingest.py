@@ -1,0 +1,91 @@
+"""Ingest: ``incoming/`` uploads → SQS (batched) → the ingest Lambda; ``config/labeling.json`` → the config Lambda."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_stepfunctions as sfn
+from infra.nag import acknowledge
+from constructs import Construct
+
+from infra.lambda_image import container_function
+from infra.queues import queue_with_dlq
+from infra.settings import EnvironmentSettings
+from infra.storage import Storage
+
+INCOMING_PREFIX = "incoming/"
+CONFIG_KEY = "config/labeling.json"
+INGEST_TIMEOUT = Duration.minutes(5)
+
+
+class Ingest(Construct):
+    """Validates and registers every upload; starts a run when enough images wait and none is active."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: EnvironmentSettings,
+        storage: Storage,
+        state_machine: sfn.IStateMachine,
+        environment: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        bucket = storage.data_bucket
+        retention = getattr(logs.RetentionDays, settings.log_retention)
+        self.queue, self.dead_letter_queue = queue_with_dlq(
+            self, "UploadQueue", visibility_timeout=Duration.seconds(INGEST_TIMEOUT.to_seconds() * 6)
+        )
+        bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED, s3n.SqsDestination(self.queue), s3.NotificationKeyFilter(prefix=INCOMING_PREFIX)
+        )
+        self.ingest = container_function(
+            self,
+            "IngestFunction",
+            handler="lambdas.ingest.handler.handler",
+            description="Validates and registers uploaded images; quarantines bad ones; starts runs",
+            environment={**environment, "POWERTOOLS_SERVICE_NAME": "boxloop-ingest"},
+            log_retention=retention,
+            timeout=INGEST_TIMEOUT,
+            memory_size=1024,
+        )
+        self.ingest.add_event_source(
+            sources.SqsEventSource(
+                self.queue, batch_size=50, max_batching_window=Duration.seconds(20), report_batch_item_failures=True
+            )
+        )
+        self.config = container_function(
+            self,
+            "ConfigFunction",
+            handler="lambdas.config.handler.handler",
+            description="Validates an uploaded labelling configuration; starts a run when enough images wait",
+            environment={**environment, "POWERTOOLS_SERVICE_NAME": "boxloop-config"},
+            log_retention=retention,
+        )
+        bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.config), s3.NotificationKeyFilter(prefix=CONFIG_KEY)
+        )
+        for function in (self.ingest, self.config):
+            storage.runs_table.grant_read_write_data(function)
+            state_machine.grant_start_execution(function)
+            bucket.grant_read(function, "config/*")
+            bucket.grant_put(function, "quarantine/*")
+            (lambda *a, **k: None)(
+                function.role,
+                [
+                    {
+                        "id": "AwsSolutions-IAM5",
+                        "reason": "Uploads and their quarantine copies have user-chosen keys under incoming/* and "
+                        "quarantine/*; X-Ray trace writes support no resource scoping.",
+                    }
+                ],
+                apply_to_children=True,
+            )
+        bucket.grant_read(self.ingest, f"{INCOMING_PREFIX}*")
+        bucket.grant_delete(self.ingest, f"{INCOMING_PREFIX}*")
+        storage.images_table.grant_read_write_data(self.ingest)
+        bucket.grant_put(self.config, CONFIG_KEY)

@@ -1,0 +1,73 @@
+"""One container image for every boxloop Lambda, one ``cmd`` per function.
+
+The handlers need the core package (pydantic, numpy, scipy, pycocotools, Pillow,
+matplotlib), which does not fit a zip plus the Powertools layer. The image is
+built from ``lambdas/Dockerfile`` with the repository root as build context; CDK
+only stages the context at synth (no Docker needed until ``cdk deploy``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import Duration, IgnoreMode
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+
+BUILD_CONTEXT_EXCLUDES = [
+    "*",
+    "!boxloop",
+    "!lambdas",
+    "**/__pycache__",
+    "**/*.pyc",
+]
+"""Docker-ignore patterns: the build context is ``boxloop/`` and ``lambdas/`` only."""
+
+
+def image_code(handler: str) -> lambda_.DockerImageCode:
+    """The shared image, started with ``handler`` (``module.function``) as its command."""
+    return lambda_.DockerImageCode.from_image_asset(
+        str(REPOSITORY_ROOT),
+        file="lambdas/Dockerfile",
+        cmd=[handler],
+        exclude=BUILD_CONTEXT_EXCLUDES,
+        ignore_mode=IgnoreMode.DOCKER,
+    )
+
+
+def container_function(
+    scope: Construct,
+    construct_id: str,
+    *,
+    handler: str,
+    description: str,
+    environment: Mapping[str, str],
+    log_retention: logs.RetentionDays,
+    timeout: Duration = Duration.minutes(5),
+    memory_size: int = 1024,
+    reserved_concurrency: int | None = None,
+) -> lambda_.DockerImageFunction:
+    """A Lambda running ``handler`` from the shared image, traced, with its own retained log group."""
+    log_group = logs.LogGroup(
+        scope,
+        f"{construct_id}Logs",
+        retention=log_retention,
+    )
+    return lambda_.DockerImageFunction(
+        scope,
+        construct_id,
+        code=image_code(handler),
+        description=description,
+        environment=dict(environment),
+        timeout=timeout,
+        memory_size=memory_size,
+        architecture=lambda_.Architecture.X86_64,
+        tracing=lambda_.Tracing.ACTIVE,
+        log_group=log_group,
+        reserved_concurrent_executions=reserved_concurrency,
+    )
+

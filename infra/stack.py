@@ -1,0 +1,87 @@
+"""One boxloop stack per environment: storage, ingest, the labelling state machine, human review, monitoring."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import CfnOutput, Stack
+from infra.nag import acknowledge
+from constructs import Construct
+
+from infra.human_review import HumanReview
+from infra.ingest import Ingest
+from infra.labelling_state_machine import LabellingStateMachine
+from infra.monitoring import METRICS_NAMESPACE, Monitoring
+from infra.settings import EnvironmentSettings
+from infra.storage import Storage
+
+
+class BoxloopStack(Stack):
+    """Everything boxloop deploys for one environment (``settings``)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: EnvironmentSettings, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        storage = Storage(self, "Storage", settings=settings)
+        monitoring = Monitoring(self, "Monitoring", settings=settings)
+        environment = {
+            "DATA_BUCKET": storage.data_bucket.bucket_name,
+            "IMAGES_TABLE": storage.images_table.table_name,
+            "RUNS_TABLE": storage.runs_table.table_name,
+            "IDEMPOTENCY_TABLE": storage.idempotency_table.table_name,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "LABELING_DEFAULTS": json.dumps(settings.labelling_defaults, sort_keys=True),
+        }
+        human_review = HumanReview(self, "HumanReview", settings=settings, storage=storage, environment=environment)
+        labelling = LabellingStateMachine(
+            self,
+            "Labelling",
+            settings=settings,
+            storage=storage,
+            human_review_queue=human_review.queue,
+            notifications=monitoring.topic,
+            environment=environment,
+        )
+        human_review.allow_task_responses(labelling.state_machine)
+        ingest = Ingest(
+            self,
+            "Ingest",
+            settings=settings,
+            storage=storage,
+            state_machine=labelling.state_machine,
+            environment={**environment, "STATE_MACHINE_ARN": labelling.state_machine.state_machine_arn},
+        )
+        monitoring.watch(
+            state_machine=labelling.state_machine,
+            queues={"uploads": ingest.queue, "human review": human_review.queue},
+            dead_letter_queues={"Uploads": ingest.dead_letter_queue, "HumanReview": human_review.dead_letter_queue},
+        )
+        self._suppress_cdk_internals()
+
+        CfnOutput(self, "DataBucketName", value=storage.data_bucket.bucket_name)
+        CfnOutput(self, "StateMachineArn", value=labelling.state_machine.state_machine_arn)
+        CfnOutput(self, "HumanReviewQueueUrl", value=human_review.queue.queue_url)
+        CfnOutput(self, "FlowDefinitionArn", value=human_review.flow_definition_arn)
+
+    def _suppress_cdk_internals(self) -> None:
+        """Reasons for findings on resources CDK itself adds (custom-resource providers)."""
+        for path in ("BucketNotificationsHandler050a0587b7544547bf325f094a3db834", "AWS679f53fac002430cb0da5b7982bd2287"):
+            if self.node.try_find_child(path) is None:
+                continue
+            (lambda *a, **k: None)(
+                self,
+                f"/{self.stack_name}/{path}",
+                [
+                    {
+                        "id": "AwsSolutions-IAM4",
+                        "reason": "CDK's own custom-resource Lambda uses AWSLambdaBasicExecutionRole for its logs only.",
+                        "applies_to": ["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
+                    },
+                    {
+                        "id": "AwsSolutions-IAM5",
+                        "reason": "CDK's bucket-notifications handler must call s3:PutBucketNotification, which CDK grants on '*'.",
+                        "applies_to": ["Resource::*"],
+                    },
+                    {"id": "AwsSolutions-L1", "reason": "CDK pins the runtime of its own custom-resource provider."},
+                ],
+                apply_to_children=True,
+            )

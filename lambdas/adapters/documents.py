@@ -1,0 +1,63 @@
+"""Small documents in the data bucket: read, stream lines, write, write-once; the labelling configuration (S3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cache
+
+import boto3
+from botocore.exceptions import ClientError
+
+from boxloop.config import ConfigError, LabelingConfig, parse_config
+
+CONFIG_KEY = "config/labeling.json"
+CONFIG_STATUS_KEY = "config/labeling.status.json"
+
+
+@cache
+def _s3():
+    return boto3.client("s3")
+
+
+def read_document(bucket: str, key: str) -> bytes | None:
+    """The object's bytes, or None when it does not exist."""
+    try:
+        return _s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+            return None
+        raise
+
+
+def iter_document_lines(bucket: str, key: str) -> Iterator[str]:
+    """The object's non-empty lines, streamed (a JSONL file is never held whole)."""
+    body = _s3().get_object(Bucket=bucket, Key=key)["Body"]
+    for line in body.iter_lines():
+        if line.strip():
+            yield line.decode("utf-8")
+
+
+def write_document(bucket: str, key: str, body: str) -> None:
+    """Write (or replace) a JSON document."""
+    _s3().put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json")
+
+
+def write_document_once(bucket: str, key: str, body: str) -> bool:
+    """Write a JSON document only if the key is free (S3 conditional write); False when it exists."""
+    try:
+        _s3().put_object(
+            Bucket=bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json", IfNoneMatch="*"
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "PreconditionFailed":
+            return False
+        raise
+    return True
+
+
+def read_labeling_config(bucket: str) -> LabelingConfig:
+    """The bucket's validated ``config/labeling.json``; ConfigError when missing or invalid."""
+    raw = read_document(bucket, CONFIG_KEY)
+    if raw is None:
+        raise ConfigError(f"{CONFIG_KEY} is missing from bucket {bucket}")
+    return parse_config(raw)

@@ -1,0 +1,47 @@
+"""Start named loop executions and resume waiting ones (Step Functions)."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+
+import boto3
+
+from lambdas.adapters.documents import CONFIG_KEY
+
+
+@cache
+def _stepfunctions():
+    return boto3.client("stepfunctions")
+
+
+def execution_name(run_id: str, iteration: int) -> str:
+    """``<run-id>-i<NNNN>``: the iteration the execution starts from (docs/architecture.md)."""
+    return f"{run_id}-i{iteration:04d}"
+
+
+def start_run_execution(run_id: str, bucket: str) -> str:
+    """Start a new run's execution (``<run-id>-i0000``); idempotent: an existing one is success.
+
+    Returns the execution ARN.
+    """
+    state_machine_arn = os.environ["STATE_MACHINE_ARN"]
+    name = execution_name(run_id, 0)
+    client = _stepfunctions()
+    execution_input = {"run_id": run_id, "bucket": bucket, "config_key": CONFIG_KEY, "resume_from": None}
+    try:
+        response = client.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(execution_input))
+    except client.exceptions.ExecutionAlreadyExists:
+        return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+    return response["executionArn"]
+
+
+def send_task_success(task_token: str, output: dict) -> bool:
+    """Resume the execution waiting on ``task_token``; False when that wait is already over."""
+    client = _stepfunctions()
+    try:
+        client.send_task_success(taskToken=task_token, output=json.dumps(output))
+    except (client.exceptions.TaskTimedOut, client.exceptions.TaskDoesNotExist):
+        return False
+    return True

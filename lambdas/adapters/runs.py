@@ -1,0 +1,204 @@
+"""The runs table: the active-run lock, the registered counter, human batches and budget (DynamoDB).
+
+Keys follow docs/architecture.md: ``ACTIVE/RUN``, ``COUNTER/REGISTERED``,
+``RUN#<run-id>/STATE``, ``RUN#<run-id>/BATCH#<NNNN>``; each counted answer also leaves a
+``RUN#<run-id>/ANSWER#<human-loop-name>`` marker so it is counted exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from functools import cache
+
+import boto3
+from pydantic import BaseModel, Field
+
+
+@cache
+def _dynamodb():
+    return boto3.client("dynamodb")
+
+
+def _table() -> str:
+    return os.environ["RUNS_TABLE"]
+
+
+def _run_pk(run_id: str) -> dict:
+    return {"S": f"RUN#{run_id}"}
+
+
+def _batch_key(run_id: str, iteration: int) -> dict:
+    return {"pk": _run_pk(run_id), "sk": {"S": f"BATCH#{iteration:04d}"}}
+
+
+class ActiveRun(BaseModel):
+    """The active-run lock: ``execution_arn`` is set once its first execution is started."""
+
+    run_id: str
+    execution_arn: str | None = None
+
+
+class HumanBatch(BaseModel):
+    """One iteration's human batch: how many answers are expected, and how many came back."""
+
+    task_token: str
+    expected: int = Field(ge=0)
+    done: int = Field(default=0, ge=0)
+    rejected: int = Field(default=0, ge=0)
+    success_sent: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= self.expected
+
+
+def registered_image_count() -> int:
+    """How many distinct images ingest has registered."""
+    item = _dynamodb().get_item(
+        TableName=_table(), Key={"pk": {"S": "COUNTER"}, "sk": {"S": "REGISTERED"}}, ConsistentRead=True
+    ).get("Item")
+    return int(item["count"]["N"]) if item else 0
+
+
+def _active_run_from_item(item: dict) -> ActiveRun:
+    arn = item.get("execution_arn", {}).get("S")
+    return ActiveRun(run_id=item["run_id"]["S"], execution_arn=arn)
+
+
+def active_run() -> ActiveRun | None:
+    """The holder of the active-run lock, if any."""
+    item = _dynamodb().get_item(
+        TableName=_table(), Key={"pk": {"S": "ACTIVE"}, "sk": {"S": "RUN"}}, ConsistentRead=True
+    ).get("Item")
+    return _active_run_from_item(item) if item else None
+
+
+def claim_active_run(run_id: str) -> ActiveRun:
+    """Take the active-run lock for ``run_id``; if someone holds it already, return the holder."""
+    client = _dynamodb()
+    try:
+        client.put_item(
+            TableName=_table(),
+            Item={
+                "pk": {"S": "ACTIVE"},
+                "sk": {"S": "RUN"},
+                "run_id": {"S": run_id},
+                "claimed_at": {"S": datetime.now(UTC).isoformat()},
+            },
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        holder = active_run()
+        if holder is None:
+            raise RuntimeError("the active-run lock was released while being claimed; retry") from None
+        return holder
+    return ActiveRun(run_id=run_id)
+
+
+def mark_run_started(run_id: str, execution_arn: str) -> None:
+    """Record on the lock that ``run_id``'s first execution has been started."""
+    _dynamodb().update_item(
+        TableName=_table(),
+        Key={"pk": {"S": "ACTIVE"}, "sk": {"S": "RUN"}},
+        UpdateExpression="SET execution_arn = :arn",
+        ConditionExpression="run_id = :run",
+        ExpressionAttributeValues={":arn": {"S": execution_arn}, ":run": {"S": run_id}},
+    )
+
+
+def record_human_batch(run_id: str, iteration: int, task_token: str, expected: int) -> None:
+    """Create (or refresh) the iteration's batch item without touching its counters."""
+    _dynamodb().update_item(
+        TableName=_table(),
+        Key=_batch_key(run_id, iteration),
+        UpdateExpression="SET task_token = :token, expected = :expected, recorded_at = :now",
+        ExpressionAttributeValues={
+            ":token": {"S": task_token},
+            ":expected": {"N": str(expected)},
+            ":now": {"S": datetime.now(UTC).isoformat()},
+        },
+    )
+
+
+def human_batch(run_id: str, iteration: int) -> HumanBatch | None:
+    """The iteration's batch item, read consistently."""
+    item = _dynamodb().get_item(TableName=_table(), Key=_batch_key(run_id, iteration), ConsistentRead=True).get("Item")
+    if item is None:
+        return None
+    return HumanBatch(
+        task_token=item["task_token"]["S"],
+        expected=int(item["expected"]["N"]),
+        done=int(item.get("done", {"N": "0"})["N"]),
+        rejected=int(item.get("rejected", {"N": "0"})["N"]),
+        success_sent="success_sent_at" in item,
+    )
+
+
+def count_human_answer(run_id: str, iteration: int, human_loop_name: str, human_seconds: float, rejected: bool) -> bool:
+    """Charge the answer's human seconds to the run and count it in the batch, exactly once.
+
+    One transaction writes the answer's marker (condition: absent), ADDs ``human_seconds``
+    to the run's ``human_seconds_used`` and ADDs 1 to the batch's ``done`` (and ``rejected``).
+    Returns False when this answer was counted before.
+    """
+    client = _dynamodb()
+    batch_update = "ADD done :one, rejected :one" if rejected else "ADD done :one"
+    try:
+        client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": _table(),
+                        "Item": {
+                            "pk": _run_pk(run_id),
+                            "sk": {"S": f"ANSWER#{human_loop_name}"},
+                            "iteration": {"N": str(iteration)},
+                            "human_seconds": {"N": repr(float(human_seconds))},
+                            "rejected": {"BOOL": rejected},
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": _table(),
+                        "Key": {"pk": _run_pk(run_id), "sk": {"S": "STATE"}},
+                        "UpdateExpression": "ADD human_seconds_used :seconds",
+                        "ExpressionAttributeValues": {":seconds": {"N": repr(float(human_seconds))}},
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": _table(),
+                        "Key": _batch_key(run_id, iteration),
+                        "UpdateExpression": batch_update,
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+            ]
+        )
+    except client.exceptions.TransactionCanceledException as exc:
+        reasons = exc.response.get("CancellationReasons", [])
+        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+            return False
+        raise
+    return True
+
+
+def mark_batch_success_sent(run_id: str, iteration: int) -> None:
+    """Record that the batch's waiting execution was resumed."""
+    _dynamodb().update_item(
+        TableName=_table(),
+        Key=_batch_key(run_id, iteration),
+        UpdateExpression="SET success_sent_at = :now",
+        ExpressionAttributeValues={":now": {"S": datetime.now(UTC).isoformat()}},
+    )
+
+
+def human_seconds_used(run_id: str) -> float:
+    """The run's human seconds charged so far."""
+    item = _dynamodb().get_item(
+        TableName=_table(), Key={"pk": _run_pk(run_id), "sk": {"S": "STATE"}}, ConsistentRead=True
+    ).get("Item")
+    return float(item["human_seconds_used"]["N"]) if item and "human_seconds_used" in item else 0.0
