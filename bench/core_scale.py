@@ -5,11 +5,12 @@ in shards of 10,000 and a previous manifest version (iteration 0: human labels
 for 1% of the images) to a temporary folder (not timed), then, in a fresh
 process, times one iteration of the core data path:
 
-    stream prediction shards -> route_shard per shard -> merge_candidates
+    stream prediction shards -> route_shard per shard -> merge_candidates (folded
+       shard by shard into the running global list)
     -> select_for_humans -> publish manifest version 1 (auto labels plus the
        selected images' human labels, merged shard by shard with version 0)
 
-and prints wall time and peak memory (``ru_maxrss`` of that process), then the
+and prints wall time, CPU time and peak memory (``ru_maxrss`` of that process), then the
 time ratio of the largest to the smallest N.
 
     .venv/bin/python bench/core_scale.py              # N = 500k and 1M
@@ -43,7 +44,7 @@ from boxloop.publish import (
     publish_to_directory,
     read_latest_index,
 )
-from boxloop.selection import merge_audit_candidates, merge_candidates, route_shard, select_for_humans
+from boxloop.selection import Candidate, merge_audit_candidates, merge_candidates, route_shard, select_for_humans
 
 ATTRIBUTE = "bounding-box"
 CLASSES = [f"product-{i}" for i in range(10)]
@@ -143,34 +144,36 @@ def run_iteration(folder: Path, seed: int) -> dict[str, float | int]:
     class_map = config.class_map
     manifests = folder / "manifests"
     started = time.perf_counter()
+    cpu_started = time.process_time()
     human_ids = _human_labelled_ids(manifests)
     tally = {"auto": 0, "selected": 0, "audit": 0}
 
     def iteration_records() -> Iterator[LabelRecord]:
-        shard_candidates, shard_audits = [], []
+        max_candidates = 4 * config.human_batch_size
+        candidates: list[Candidate] = []
+        audits: list[Candidate] = []
         for path in sorted((folder / "predictions").glob("*.jsonl")):
             with open(path, "rb") as handle:
                 routing = route_shard(
                     iter_jsonl_models(handle, Prediction, str(path)),
                     threshold=THRESHOLD,
                     exclude_ids=human_ids,
-                    max_candidates=4 * config.human_batch_size,
+                    max_candidates=max_candidates,
                     audit_size=config.audit_size,
                     seed=seed,
                 )
-            shard_candidates.append(routing.candidates)
-            shard_audits.append(routing.audit_candidates)
+            # Folding each shard's list into the running global lists keeps memory bounded.
+            candidates = merge_candidates([candidates, routing.candidates], max_candidates)
+            audits = merge_audit_candidates([audits, routing.audit_candidates], config.audit_size, seed)
             tally["auto"] += len(routing.auto)
             for prediction in routing.auto:
                 yield auto_label_record(
                     prediction, class_map=class_map, iteration=1, threshold=THRESHOLD,
                     creation_date=CREATED, job_name="bench-i0001",
                 )
-        candidates = merge_candidates(shard_candidates, max_candidates=4 * config.human_batch_size)
         selection = select_for_humans(
             candidates, config.human_batch_size, config.human_budget_seconds, lambda candidate: SECONDS_PER_IMAGE
         )
-        audits = merge_audit_candidates(shard_audits, config.audit_size, seed)
         for source, chosen in ((LabelSource.HUMAN, selection.selected), (LabelSource.AUDIT, audits)):
             tally["selected" if source is LabelSource.HUMAN else "audit"] += len(chosen)
             for candidate in chosen:
@@ -180,6 +183,7 @@ def run_iteration(folder: Path, seed: int) -> dict[str, float | int]:
     index = publish_to_directory(manifests, iteration=1, new_records=iteration_records(), attribute=ATTRIBUTE)
     return {
         "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "auto": tally["auto"],
         "selected": tally["selected"],
@@ -223,7 +227,7 @@ def main() -> None:
         result = json.loads(child.stdout)
         results[n_records] = result
         print(
-            f"N={n_records:>9,}: {result['seconds']:6.1f} s, peak RSS {result['peak_rss_mib']:6.0f} MiB "
+            f"N={n_records:>9,}: {result['seconds']:6.1f} s wall ({result['cpu_seconds']:.1f} s CPU), peak RSS {result['peak_rss_mib']:6.0f} MiB "
             f"(auto-labelled {result['auto']:,}, selected {result['selected']:,}, audit {result['audit']:,}, "
             f"manifest {result['manifest_total']:,} lines in {result['manifest_shards']} shards)",
             flush=True,

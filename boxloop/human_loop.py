@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from boxloop.config import QcConfig
 from boxloop.models import Box, HumanLabel, HumanTask, HumanTaskPurpose

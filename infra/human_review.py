@@ -19,7 +19,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
-from infra.nag import acknowledge
+from infra.nag import acknowledge_object_prefixes
 from constructs import Construct
 
 from infra.lambda_image import REPOSITORY_ROOT, container_function
@@ -107,18 +107,20 @@ class HumanReview(Construct):
         bucket.grant_read_write(self.answer, "runs/*")
         storage.runs_table.grant_read_write_data(self.answer)
         storage.idempotency_table.grant_read_write_data(self.answer)
-        for function in (self.consumer, self.answer):
-            (lambda *a, **k: None)(
-                function.role,
-                [
-                    {
-                        "id": "AwsSolutions-IAM5",
-                        "reason": "Object keys are per run, iteration and human loop (runs/*, incoming/*, "
-                        "a2i-output/*); X-Ray trace writes support no resource scoping.",
-                    }
-                ],
-                apply_to_children=True,
-            )
+        acknowledge_object_prefixes(
+            self.consumer,
+            bucket,
+            ["runs/", "incoming/"],
+            "The consumer reads each batch's tasks file (runs/<run>/iterations/<NNNN>/human/tasks.jsonl) and the "
+            "images it names (incoming/…); keys are chosen at run time.",
+        )
+        acknowledge_object_prefixes(
+            self.answer,
+            bucket,
+            ["runs/", A2I_OUTPUT_PREFIX],
+            "The answer handler reads A2I output objects (a2i-output/<flow>/<date>/<loop>/output.json) and writes "
+            "labels/rejections under runs/<run>/iterations/<NNNN>/human/; keys are chosen at run time.",
+        )
 
     def allow_task_responses(self, state_machine: sfn.IStateMachine) -> None:
         """Let the answer Lambda resume (SendTaskSuccess/Failure) executions of ``state_machine``."""
@@ -131,12 +133,13 @@ class HumanReview(Construct):
         bucket.grant_read(role, "incoming/*")
         bucket.grant_read(role, "runs/*")
         bucket.grant_put(role, f"{A2I_OUTPUT_PREFIX}*")
-        acknowledge(
-    role,
-    "AwsSolutions-IAM5",
-    "A2I reads task images (incoming/*, runs/*) and writes one output "
-              "object per human loop under a2i-output/*; keys are chosen at run time.",
-)
+        acknowledge_object_prefixes(
+            role,
+            bucket,
+            ["incoming/", "runs/", A2I_OUTPUT_PREFIX],
+            "A2I reads task images (incoming/…) and task inputs (runs/…) and writes one output object per human "
+            "loop under a2i-output/; keys are chosen at run time.",
+        )
         return role
 
     def _human_task_ui(self, name: str, template: str) -> cr.AwsCustomResource:

@@ -8,7 +8,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_stepfunctions as sfn
-from infra.nag import acknowledge
+from infra.nag import acknowledge, acknowledge_object_prefixes, arn_token
 from constructs import Construct
 
 from infra.lambda_image import container_function
@@ -74,18 +74,20 @@ class Ingest(Construct):
             state_machine.grant_start_execution(function)
             bucket.grant_read(function, "config/*")
             bucket.grant_put(function, "quarantine/*")
-            (lambda *a, **k: None)(
-                function.role,
-                [
-                    {
-                        "id": "AwsSolutions-IAM5",
-                        "reason": "Uploads and their quarantine copies have user-chosen keys under incoming/* and "
-                        "quarantine/*; X-Ray trace writes support no resource scoping.",
-                    }
-                ],
-                apply_to_children=True,
+            acknowledge_object_prefixes(
+                function,
+                bucket,
+                ["config/", "quarantine/", INCOMING_PREFIX],
+                "Uploads and their quarantine copies have user-chosen keys under incoming/ and quarantine/; the "
+                "configuration lives under config/.",
             )
         bucket.grant_read(self.ingest, f"{INCOMING_PREFIX}*")
         bucket.grant_delete(self.ingest, f"{INCOMING_PREFIX}*")
         storage.images_table.grant_read_write_data(self.ingest)
         bucket.grant_put(self.config, CONFIG_KEY)
+        acknowledge(
+            self.ingest,
+            "AwsSolutions-IAM5",
+            "Ingest queries the images table's indexes (the sparse 'pending' index) by name.",
+            [f"Resource::{arn_token(storage.images_table)}/index/*"],
+        )

@@ -16,6 +16,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.nag import acknowledge
+
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
 BUILD_CONTEXT_EXCLUDES = [
@@ -57,7 +59,7 @@ def container_function(
         f"{construct_id}Logs",
         retention=log_retention,
     )
-    return lambda_.DockerImageFunction(
+    function = lambda_.DockerImageFunction(
         scope,
         construct_id,
         code=image_code(handler),
@@ -70,4 +72,17 @@ def container_function(
         log_group=log_group,
         reserved_concurrent_executions=reserved_concurrency,
     )
+    acknowledge(
+        function,
+        "AwsSolutions-IAM4",
+        "AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs.",
+        ["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
+    )
+    acknowledge(
+        function,
+        "AwsSolutions-IAM5",
+        "X-Ray's PutTraceSegments/PutTelemetryRecords (active tracing) support no resource scoping.",
+        ["Resource::*"],
+    )
+    return function
 

@@ -22,7 +22,7 @@ LOOP_SERVICE = "boxloop-loop"
 BUDGET_ALARM_PERCENT = 90.0
 
 
-def loop_metric(name: str, statistic: str = "Maximum", label: str | None = None) -> cw.Metric:
+def loop_metric(name: str, statistic: str = "Maximum") -> cw.Metric:
     """A custom metric the loop Lambdas emit (Powertools Metrics, namespace ``boxloop``)."""
     return cw.Metric(
         namespace=METRICS_NAMESPACE,
@@ -30,7 +30,6 @@ def loop_metric(name: str, statistic: str = "Maximum", label: str | None = None)
         dimensions_map={"service": LOOP_SERVICE},
         statistic=statistic,
         period=Duration.minutes(5),
-        label=label or name,
     )
 
 

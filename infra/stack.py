@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 from aws_cdk import CfnOutput, Stack
-from infra.nag import acknowledge
 from constructs import Construct
 
 from infra.human_review import HumanReview
 from infra.ingest import Ingest
 from infra.labelling_state_machine import LabellingStateMachine
 from infra.monitoring import METRICS_NAMESPACE, Monitoring
+from infra.nag import acknowledge
 from infra.settings import EnvironmentSettings
 from infra.storage import Storage
 
@@ -55,33 +55,29 @@ class BoxloopStack(Stack):
             queues={"uploads": ingest.queue, "human review": human_review.queue},
             dead_letter_queues={"Uploads": ingest.dead_letter_queue, "HumanReview": human_review.dead_letter_queue},
         )
-        self._suppress_cdk_internals()
+        self._acknowledge_cdk_providers()
 
         CfnOutput(self, "DataBucketName", value=storage.data_bucket.bucket_name)
         CfnOutput(self, "StateMachineArn", value=labelling.state_machine.state_machine_arn)
         CfnOutput(self, "HumanReviewQueueUrl", value=human_review.queue.queue_url)
         CfnOutput(self, "FlowDefinitionArn", value=human_review.flow_definition_arn)
 
-    def _suppress_cdk_internals(self) -> None:
-        """Reasons for findings on resources CDK itself adds (custom-resource providers)."""
-        for path in ("BucketNotificationsHandler050a0587b7544547bf325f094a3db834", "AWS679f53fac002430cb0da5b7982bd2287"):
-            if self.node.try_find_child(path) is None:
+    def _acknowledge_cdk_providers(self) -> None:
+        """Reasons for findings on the Lambdas CDK itself adds (bucket notifications, AwsCustomResource)."""
+        for provider_id in ("BucketNotificationsHandler050a0587b7544547bf325f094a3db834", "AWS679f53fac002430cb0da5b7982bd2287"):
+            provider = self.node.try_find_child(provider_id)
+            if provider is None:
                 continue
-            (lambda *a, **k: None)(
-                self,
-                f"/{self.stack_name}/{path}",
-                [
-                    {
-                        "id": "AwsSolutions-IAM4",
-                        "reason": "CDK's own custom-resource Lambda uses AWSLambdaBasicExecutionRole for its logs only.",
-                        "applies_to": ["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
-                    },
-                    {
-                        "id": "AwsSolutions-IAM5",
-                        "reason": "CDK's bucket-notifications handler must call s3:PutBucketNotification, which CDK grants on '*'.",
-                        "applies_to": ["Resource::*"],
-                    },
-                    {"id": "AwsSolutions-L1", "reason": "CDK pins the runtime of its own custom-resource provider."},
-                ],
-                apply_to_children=True,
+            acknowledge(
+                provider,
+                "AwsSolutions-IAM4",
+                "CDK's own provider Lambda uses AWSLambdaBasicExecutionRole to write its logs only.",
+                ["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
             )
+            acknowledge(
+                provider,
+                "AwsSolutions-IAM5",
+                "CDK grants its bucket-notifications provider s3:PutBucketNotification on '*'.",
+                ["Resource::*"],
+            )
+            acknowledge(provider, "AwsSolutions-L1", "CDK pins the runtime of its own provider Lambda.")

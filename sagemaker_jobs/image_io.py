@@ -106,7 +106,8 @@ def decode_image(data: bytes, name: str, max_side: int = MAX_WORKING_SIDE) -> tu
         image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_DECODED_PIXELS:
             raise ImageReadError(
-                f"{name}: {image.width}x{image.height} exceeds the {MAX_DECODED_PIXELS} pixel decode limit"
+                f"{name}: image too large to decode safely: {image.width}x{image.height} exceeds "
+                f"the {MAX_DECODED_PIXELS} pixel limit"
             )
         full_width, full_height = image.size
         if image.getexif().get(_EXIF_ORIENTATION, 1) in _TRANSPOSING_ORIENTATIONS:

@@ -142,7 +142,7 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            epoch_loss += float(loss)
+            epoch_loss += float(loss.detach())
             step += 1
             elapsed = time.monotonic() - started
             if elapsed >= hyperparameters.max_seconds:

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from types import TracebackType
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -35,6 +36,11 @@ _ENVIRONMENT_NAMES = (
 )
 
 
+_PROCESS_PORT: list[int] = []
+"""The port the first LocalAws of this process chose: later ones reuse it, because handler modules
+cache boto3 clients (created with ``AWS_ENDPOINT_URL``) for the life of the process."""
+
+
 def free_loopback_port() -> int:
     """A TCP port on the loopback interface that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -45,17 +51,28 @@ def free_loopback_port() -> int:
 class LocalAws:
     """A moto server on ``127.0.0.1:<port>`` with the local hooks; use as a context manager.
 
-    ``job_code`` selects the code SageMaker jobs run (defaults: ``sagemaker_jobs``).
-    Only one ``LocalAws`` should be open per process: moto's state and the hooks are process-wide.
+    ``job_code`` selects the code SageMaker jobs run (defaults: ``sagemaker_jobs``);
+    ``lambda_environment`` is given to every Lambda invocation (``lambda_runtime.install``).
+    Only one ``LocalAws`` may be open at a time in a process: moto's state and the hooks are
+    process-wide. Each one starts empty (moto's state is reset on start).
     """
 
     def __init__(
-        self, region: str = DEFAULT_REGION, port: int | None = None, job_code: SageMakerJobCode | None = None
+        self,
+        region: str = DEFAULT_REGION,
+        port: int | None = None,
+        job_code: SageMakerJobCode | None = None,
+        lambda_environment: Mapping[str, str] | None = None,
     ) -> None:
         self.region = region
-        self.port = port or free_loopback_port()
+        if port is None:
+            if not _PROCESS_PORT:
+                _PROCESS_PORT.append(free_loopback_port())
+            port = _PROCESS_PORT[0]
+        self.port = port
         self.endpoint_url = f"http://{LOOPBACK}:{self.port}"
         self._job_code = job_code
+        self._lambda_environment = dict(lambda_environment or {})
         self._server: ThreadedMotoServer | None = None
         self._saved_environment: dict[str, str | None] = {}
 
@@ -70,7 +87,7 @@ class LocalAws:
 
     def start(self) -> None:
         """Install the hooks, start the server, enable execution, and point this process at it."""
-        lambda_runtime.install()
+        lambda_runtime.install(self._lambda_environment)
         sagemaker_runtime.install(self._job_code)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._saved_environment = {name: os.environ.get(name) for name in _ENVIRONMENT_NAMES}
@@ -88,6 +105,7 @@ class LocalAws:
         self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
         self._server.start()
         self.configure()
+        self.reset()
 
     def configure(self) -> None:
         """Ask moto to execute state machines (kept across ``reset``)."""

@@ -24,7 +24,7 @@ import json
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,9 @@ from moto.awslambda.models import LambdaFunction
 from boxloop.local.process_environment import PROCESS_ENVIRONMENT
 
 Handler = Callable[[Any, Any], Any]
+
+_RUNTIME_ENVIRONMENT: dict[str, str] = {}
+"""Variables every invocation gets besides its function's (the runtime's own settings, e.g. log level)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str,
         event = json.loads(event) if event else {}
     elif event is None:
         event = {}
-    variables = {name: str(value) for name, value in (function.environment_vars or {}).items()}
+    variables = {**_RUNTIME_ENVIRONMENT, **{name: str(value) for name, value in (function.environment_vars or {}).items()}}
     context = LambdaContext(
         function_name=function.function_name,
         function_version=str(function.version),
@@ -103,6 +106,12 @@ def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str,
     return payload, errored, ""
 
 
-def install() -> None:
-    """Route every moto Lambda invocation in this process to ``invoke_in_process`` (idempotent)."""
+def install(runtime_environment: Mapping[str, str] | None = None) -> None:
+    """Route every moto Lambda invocation in this process to ``invoke_in_process`` (idempotent).
+
+    ``runtime_environment``: variables every invocation also gets, as a Lambda runtime sets
+    its own (a function's variables win on a clash), e.g. ``POWERTOOLS_LOG_LEVEL``.
+    """
+    _RUNTIME_ENVIRONMENT.clear()
+    _RUNTIME_ENVIRONMENT.update(runtime_environment or {})
     LambdaFunction._invoke_lambda = invoke_in_process

@@ -13,11 +13,11 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import S3Model
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from boxloop.config import ConfigError
+from lambdas.ingest.events import S3Event
 from lambdas.adapters.documents import CONFIG_KEY, CONFIG_STATUS_KEY, read_labeling_config, write_document
 from lambdas.config.run_start import start_run_if_ready
 
@@ -68,8 +68,8 @@ def check_config(bucket: str) -> ConfigStatus:
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@event_parser(model=S3Model)
-def handler(event: S3Model, context: LambdaContext) -> dict:
+@event_parser(model=S3Event)
+def handler(event: S3Event, context: LambdaContext) -> dict:
     """Check the configuration once per event record naming ``config/labeling.json``."""
     verdicts = []
     for record in event.Records:

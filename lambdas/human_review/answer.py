@@ -19,9 +19,9 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import S3Model
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.ingest.events import S3Event
 from lambdas.human_review.outputs import handle_output
 
 A2I_OUTPUT_PREFIX = "a2i-output/"
@@ -53,8 +53,8 @@ def _handle_output_once(bucket: str, output_key: str) -> dict:
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@event_parser(model=S3Model)
-def handler(event: S3Model, context: LambdaContext) -> dict:
+@event_parser(model=S3Event)
+def handler(event: S3Event, context: LambdaContext) -> dict:
     """Handle every A2I output object named by the event."""
     idempotency_config.register_lambda_context(context)
     handled = []

@@ -14,9 +14,9 @@ from pydantic import BaseModel
 
 from boxloop.human_loop import (
     AcceptedAnswer,
-    GoldAnswer,
     HumanLoopInput,
     RejectedAnswer,
+    ReviewedAnswer,
     parse_human_loop_output,
     review_output,
 )
@@ -50,7 +50,8 @@ def gold_answer_for(bucket: str, task: HumanLoopInput) -> Sequence[Box]:
     raise ValueError(f"no gold answer for image {task.image_id} in s3://{bucket}/{task.tasks_key}")
 
 
-def _stored_document(review: AcceptedAnswer | RejectedAnswer | GoldAnswer, prefix: str) -> tuple[str, str]:
+def _stored_document(review: ReviewedAnswer, prefix: str) -> tuple[str, str]:
+    """Where the reviewed answer is stored, and the document."""
     if isinstance(review, AcceptedAnswer):
         return f"{prefix}labels/{review.label.image_id}.json", review.label.model_dump_json(indent=2)
     folder = "rejected" if isinstance(review, RejectedAnswer) else "gold"

@@ -13,15 +13,15 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.parser.models import S3SqsEventNotificationRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.ingest.events import S3EventInSqsRecord
 from lambdas.ingest.intake import take_in_upload
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
-processor = BatchProcessor(event_type=EventType.SQS, model=S3SqsEventNotificationRecordModel)
+processor = BatchProcessor(event_type=EventType.SQS, model=S3EventInSqsRecord)
 
 
 def is_s3_test_event(body: str) -> bool:
@@ -34,7 +34,7 @@ def is_s3_test_event(body: str) -> bool:
 
 
 @tracer.capture_method
-def record_handler(record: S3SqsEventNotificationRecordModel) -> None:
+def record_handler(record: S3EventInSqsRecord) -> None:
     """Take in every object named by one SQS message's S3 event."""
     for s3_record in record.body.Records:
         bucket = s3_record.s3.bucket.name

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -17,6 +18,11 @@ import numpy as np
 import pytest
 from moto import mock_aws
 from PIL import Image
+
+# Powertools reads these when the handler modules are imported, before any fixture runs.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "boxloop-test")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "boxloop")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 from lambdas.adapters import a2i, documents, executions, quarantine, registry, runs, uploads
 from lambdas.human_review import answer
@@ -164,9 +170,6 @@ def aws(monkeypatch) -> Aws:
         "RUNS_TABLE": "runs",
         "IDEMPOTENCY_TABLE": "idempotency",
         "FLOW_DEFINITION_ARN": f"arn:aws:sagemaker:{REGION}:123456789012:flow-definition/boxloop-review",
-        "POWERTOOLS_SERVICE_NAME": "boxloop-test",
-        "POWERTOOLS_METRICS_NAMESPACE": "boxloop",
-        "POWERTOOLS_TRACE_DISABLED": "true",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

@@ -1,0 +1,117 @@
+"""The SageMaker training contract: environment, model dir, metrics, warm start, determinism, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from boxloop.manifest import ManifestError
+from sagemaker_jobs.metric_definitions import METRIC_DEFINITIONS
+from sagemaker_jobs.model import CLASS_MAP_FILE, CONFIG_FILE, WEIGHTS_FILE, DetectorConfig, load_model
+from sagemaker_jobs.settings import SettingsError, read_environment
+from sagemaker_jobs.train import train
+from tests.detector.conftest import CLASSES, sagemaker_environment, tiny_hyperparameters
+
+
+def test_model_dir_holds_weights_class_map_and_config(trained_job: tuple[Path, str]) -> None:
+    root, _ = trained_job
+    model_dir = root / "model"
+    assert {WEIGHTS_FILE, CONFIG_FILE, CLASS_MAP_FILE} <= {path.name for path in model_dir.iterdir()}
+    config = DetectorConfig.model_validate_json((model_dir / CONFIG_FILE).read_text())
+    assert config.class_names == CLASSES and config.architecture == "tiny"
+    assert json.loads((model_dir / CLASS_MAP_FILE).read_text()) == {"0": "red-box", "1": "blue-box"}
+    assert re.fullmatch(r"[0-9a-f]{16}", config.model_version)
+
+
+def test_metrics_file_and_stdout_lines_parse_with_the_published_regexes(trained_job: tuple[Path, str]) -> None:
+    root, stdout = trained_job
+    metrics = json.loads((root / "output" / "metrics.json").read_text())
+    for name in ("val_map50", "val_map50_95", "val_miou"):
+        assert 0.0 <= metrics[name] <= 1.0
+    parsed = {}
+    for definition in METRIC_DEFINITIONS:
+        found = re.findall(definition["Regex"], stdout)
+        if found:
+            parsed[definition["Name"]] = float(found[-1])
+    assert parsed["epoch"] == 3.0
+    assert parsed["train_loss"] > 0
+    for name in ("val_map50", "val_miou"):
+        assert parsed[name] == pytest.approx(metrics[name], abs=1e-5)
+
+
+def _run_in_process(tmp_path: Path, labelled_sets: tuple[Path, Path], **environ: str) -> dict:
+    train_dir, validation_dir = labelled_sets
+    variables = sagemaker_environment(tmp_path, train_dir, validation_dir, tiny_hyperparameters(epochs="1"))
+    return train(read_environment({**variables, **environ}))
+
+
+def test_same_seed_on_cpu_gives_identical_weights(tmp_path: Path, labelled_sets: tuple[Path, Path]) -> None:
+    first = _run_in_process(tmp_path / "a", labelled_sets)
+    second = _run_in_process(tmp_path / "b", labelled_sets)
+    assert first["model_version"] == second["model_version"]  # the weights' hash
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["model-dir", "model.tar.gz"])
+def test_warm_start_loads_the_previous_model(
+    tmp_path: Path, labelled_sets: tuple[Path, Path], trained_job: tuple[Path, str], packed: bool
+) -> None:
+    previous = trained_job[0] / "model"
+    channel = previous
+    if packed:
+        channel = tmp_path / "warm"
+        channel.mkdir()
+        with tarfile.open(channel / "model.tar.gz", "w:gz") as archive:
+            for path in previous.iterdir():
+                archive.add(path, arcname=path.name)
+    train_dir, validation_dir = labelled_sets
+    hyperparameters = tiny_hyperparameters(epochs="1", lr="1e-9")
+    variables = sagemaker_environment(tmp_path / "job", train_dir, validation_dir, hyperparameters)
+    train(read_environment({**variables, "SM_CHANNEL_WARM_START": str(channel)}))
+    before = load_model(previous).state_dict()
+    after = load_model(tmp_path / "job" / "model").state_dict()
+    # with a negligible learning rate the weights stay those of the previous model
+    assert torch.allclose(before["heatmap_head.2.weight"], after["heatmap_head.2.weight"], atol=1e-4)
+
+
+def test_warm_start_with_other_classes_is_refused(
+    tmp_path: Path, labelled_sets: tuple[Path, Path], trained_job: tuple[Path, str]
+) -> None:
+    train_dir, validation_dir = labelled_sets
+    hyperparameters = tiny_hyperparameters(classes=json.dumps(["red-box", "blue-box", "green-box"]))
+    variables = sagemaker_environment(tmp_path, train_dir, validation_dir, hyperparameters)
+    with pytest.raises(SettingsError, match="does not match"):
+        train(read_environment({**variables, "SM_CHANNEL_WARM_START": str(trained_job[0] / "model")}))
+
+
+def test_missing_or_invalid_settings_name_the_variable(tmp_path: Path, labelled_sets: tuple[Path, Path]) -> None:
+    train_dir, validation_dir = labelled_sets
+    variables = sagemaker_environment(tmp_path, train_dir, validation_dir, tiny_hyperparameters())
+    with pytest.raises(SettingsError, match="SM_CHANNEL_VALIDATION"):
+        read_environment({key: value for key, value in variables.items() if key != "SM_CHANNEL_VALIDATION"})
+    bad = {**variables, "SM_HPS": json.dumps(tiny_hyperparameters(batch_size="many"))}
+    with pytest.raises(SettingsError, match="batch_size"):
+        read_environment(bad)
+    unknown = {**variables, "SM_HPS": json.dumps(tiny_hyperparameters(learning_rate="0.1"))}
+    with pytest.raises(SettingsError, match="learning_rate"):
+        read_environment(unknown)
+
+
+def test_a_malformed_manifest_line_names_file_and_line(tmp_path: Path, labelled_sets: tuple[Path, Path]) -> None:
+    train_dir, validation_dir = labelled_sets
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    lines = (train_dir / "shard-0000.jsonl").read_text().splitlines()[:3]
+    line = json.loads(lines[1])
+    del line["bounding-box"]["annotations"][0]["width"]
+    (broken / "shard.jsonl").write_text("\n".join([lines[0], json.dumps(line), lines[2]]) + "\n")
+    for path in (train_dir / "images").iterdir():
+        (broken / "images").mkdir(exist_ok=True)
+        (broken / "images" / path.name).write_bytes(path.read_bytes())
+    variables = sagemaker_environment(tmp_path, broken, validation_dir, tiny_hyperparameters())
+    with pytest.raises(ManifestError, match=r"shard\.jsonl, line 2: .*width"):
+        train(read_environment(variables))

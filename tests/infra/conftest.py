@@ -1,0 +1,65 @@
+"""One synth per environment per test session, with cdk.json's context (feature flags included)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+
+from infra.application import build_app
+from infra.asl import resolve_definition, state_machine_resources
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    """One environment's synthesized stack."""
+
+    template: dict
+    outdir: Path
+
+    @property
+    def resources(self) -> dict[str, dict]:
+        return self.template["Resources"]
+
+    def of_type(self, resource_type: str) -> dict[str, dict]:
+        return {key: value for key, value in self.resources.items() if value["Type"] == resource_type}
+
+    def asl(self) -> dict:
+        """The state machine's definition as plain ASL, every reference replaced by ``<logical id>[.attr]``."""
+        (logical_id,) = state_machine_resources(self.template)
+        return resolve_definition(self.template, substitutions=_placeholders(self.template))
+
+
+def _placeholders(template: dict) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for logical_id in template["Resources"]:
+        values[logical_id] = logical_id
+        for attribute in ("Arn", "QueueUrl", "QueueName", "TopicArn"):
+            values[f"{logical_id}.{attribute}"] = f"arn:aws:test:us-east-1:123456789012:{logical_id}"
+    return values
+
+
+def cdk_context() -> dict:
+    return json.loads((REPOSITORY_ROOT / "cdk.json").read_text())["context"]
+
+
+def synthesize(env: str, outdir: Path) -> Synthesized:
+    app = cdk.App(context={**cdk_context(), "env": env}, outdir=str(outdir))
+    stack = build_app(app)
+    assembly = app.synth()
+    return Synthesized(template=assembly.get_stack_by_name(stack.stack_name).template, outdir=outdir)
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory) -> Synthesized:
+    return synthesize("dev", tmp_path_factory.mktemp("cdk-dev"))
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory) -> Synthesized:
+    return synthesize("prod", tmp_path_factory.mktemp("cdk-prod"))

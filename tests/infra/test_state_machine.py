@@ -1,0 +1,149 @@
+"""The labelling state machine, resolved to plain ASL: names, retries, catches, SageMaker settings, IAM."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.asl import UnresolvedReference, resolve_definition
+
+LOOP_STATES = [
+    "IsResumedRun", "ResumeAfterLastPublishedVersion", "RegisterPool", "SelectInitialSample",
+    "LabelInitialSampleByHumans", "CheckHumanLabelQuality", "AddNewArrivalsToPool", "SplitTrainValidation",
+    "HasPreviousModel", "TrainDetector", "TrainDetectorFromPreviousModel", "CreateModel", "RunPoolInference",
+    "ComputeThreshold", "RouteImages", "SelectImagesForHumans", "AreThereImagesForHumans",
+    "LabelUncertainImagesByHumans", "PublishManifestVersion", "IsLabellingDone", "Finalize", "RunSucceeded",
+    "RecordFailure", "RunFailed",
+]
+
+IAM_WILDCARD_ALLOW_LIST = {
+    "ecr:GetAuthorizationToken": "ECR's token call has no resource to scope to",
+    "cloudwatch:PutMetricData": "no resource scoping; limited to SageMaker namespaces by condition",
+    "xray:PutTraceSegments": "X-Ray has no resources",
+    "xray:PutTelemetryRecords": "X-Ray has no resources",
+    "xray:GetSamplingRules": "X-Ray has no resources",
+    "xray:GetSamplingTargets": "X-Ray has no resources",
+    "logs:CreateLogDelivery": "Step Functions log delivery APIs support no resource scoping",
+    "logs:GetLogDelivery": "as above",
+    "logs:UpdateLogDelivery": "as above",
+    "logs:DeleteLogDelivery": "as above",
+    "logs:ListLogDeliveries": "as above",
+    "logs:PutResourcePolicy": "as above",
+    "logs:DescribeResourcePolicies": "as above",
+    "logs:DescribeLogGroups": "as above",
+    "s3:PutBucketNotification": "CDK's bucket-notifications provider (it configures our bucket only)",
+    "sagemaker:ListTags": "CDK's CreateModel task reads model tags; ListTags has no model-scoped form there",
+}
+
+
+@pytest.fixture(scope="module")
+def asl(dev) -> dict:
+    return dev.asl()
+
+
+def test_states_are_named_for_what_they_do(asl):
+    assert asl["StartAt"] == "IsResumedRun"
+    assert set(LOOP_STATES) == set(asl["States"])
+
+
+def test_every_task_retries_and_catches_into_record_failure(asl):
+    for name, state in asl["States"].items():
+        if state["Type"] not in ("Task", "Map"):
+            continue
+        catches = {error: c["Next"] for c in state.get("Catch", []) for error in c["ErrorEquals"]}
+        if name == "RecordFailure":
+            assert catches["States.ALL"] == "RunFailed"
+        else:
+            assert catches["States.ALL"] == "RecordFailure", name
+        if state["Type"] == "Task":
+            assert state["Retry"] and all("States.ALL" not in r["ErrorEquals"] for r in state["Retry"]), name
+    route_shard = asl["States"]["RouteImages"]["ItemProcessor"]["States"]["RouteShard"]
+    assert route_shard["Retry"]
+
+
+def test_human_step_waits_on_a_task_token_and_carries_on_after_timeout(asl):
+    for name, after in (("LabelInitialSampleByHumans", "CheckHumanLabelQuality"), ("LabelUncertainImagesByHumans", "PublishManifestVersion")):
+        state = asl["States"][name]
+        assert state["Resource"].endswith(":states:::sqs:sendMessage.waitForTaskToken")
+        assert state["TimeoutSecondsPath"] == "$.iteration.human_timeout_seconds"
+        body = state["Parameters"]["MessageBody"]
+        assert set(body) == {"run_id.$", "iteration.$", "bucket.$", "tasks_key.$", "task_token.$"}
+        assert body["task_token.$"] == "$$.Task.Token"
+        timeout = next(c for c in state["Catch"] if c["ErrorEquals"] == ["States.Timeout"])
+        assert timeout["Next"] == after and state["Next"] == after
+
+
+def test_training_uses_the_gpu_instance_script_mode_and_channels(dev, prod):
+    for synthesized, instance in ((dev, "ml.g4dn.xlarge"), (prod, "ml.g5.2xlarge")):
+        states = synthesized.asl()["States"]
+        train = states["TrainDetector"]
+        params = train["Parameters"]
+        assert train["Resource"].endswith(":states:::sagemaker:createTrainingJob.sync")
+        assert params["ResourceConfig"]["InstanceType"] == instance
+        assert params["HyperParameters"]["sagemaker_program"] == "train.py"
+        assert params["HyperParameters"]["sagemaker_submit_directory"].startswith("s3://")
+        assert params["HyperParameters"]["sagemaker_submit_directory"].endswith(".gz")
+        assert {"classes.$", "label_attribute.$", "max_seconds.$", "model.$"} <= set(params["HyperParameters"])
+        assert [c["ChannelName"] for c in params["InputDataConfig"]] == ["train", "validation"]
+        warm = states["TrainDetectorFromPreviousModel"]["Parameters"]["InputDataConfig"]
+        assert [c["ChannelName"] for c in warm] == ["train", "validation", "warm_start"]
+        assert params["TrainingJobName.$"].startswith("States.Format('{}-i{}-{}-train'")
+        assert params["AlgorithmSpecification"]["MetricDefinitions"]
+        assert "pytorch-training" in params["AlgorithmSpecification"]["TrainingImage"]
+
+
+def test_pool_inference_is_a_line_split_jsonlines_transform(asl):
+    state = asl["States"]["RunPoolInference"]
+    params = state["Parameters"]
+    assert state["Resource"].endswith(":states:::sagemaker:createTransformJob.sync")
+    assert params["TransformInput"]["ContentType"] == "application/jsonlines"
+    assert params["TransformInput"]["SplitType"] == "Line"
+    assert params["BatchStrategy"] == "MultiRecord"
+    assert params["TransformOutput"]["AssembleWith"] == "Line"
+    assert params["TransformResources"]["InstanceCount"] == 1
+    create_model = asl["States"]["CreateModel"]["Parameters"]
+    assert create_model["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+
+
+def test_route_images_is_a_distributed_map_moto_can_run(asl):
+    state = asl["States"]["RouteImages"]
+    assert state["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert state["ItemReader"]["Resource"].endswith(":states:::s3:listObjectsV2")
+    assert state["ItemReader"]["Parameters"]["Prefix.$"] == "$.iteration.keys.inference"
+    assert "ItemBatcher" not in state and "ResultWriter" not in state and "ToleratedFailurePercentage" not in state
+
+
+def test_done_choice_covers_every_stopping_reason(asl):
+    choices = asl["States"]["IsLabellingDone"]
+    variables = {rule["Variable"] for rule in choices["Choices"]}
+    assert variables == {"$.progress.pool_labelled", "$.progress.budget_spent", "$.progress.iteration_cap_reached", "$.progress.no_progress"}
+    assert {rule["Next"] for rule in choices["Choices"]} == {"Finalize"}
+    assert choices["Default"] == "AddNewArrivalsToPool"
+
+
+def test_resolver_names_a_missing_reference(dev):
+    with pytest.raises(UnresolvedReference, match="no substitution"):
+        resolve_definition(dev.template, substitutions={})
+
+
+def _statements(template: dict):
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::IAM::Policy":
+            yield logical_id, resource["Properties"]["PolicyDocument"]["Statement"]
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in resource["Properties"].get("Policies", []):
+                yield logical_id, policy["PolicyDocument"]["Statement"]
+
+
+def test_no_wildcard_action_or_resource_outside_the_allow_list(dev, prod):
+    for synthesized in (dev, prod):
+        for logical_id, statements in _statements(synthesized.template):
+            for statement in statements:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert not [a for a in actions if a == "*" or a.endswith(":*")], (logical_id, actions)
+                resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                if "*" in resources:
+                    unexplained = [a for a in actions if a not in IAM_WILDCARD_ALLOW_LIST]
+                    assert not unexplained, (logical_id, unexplained)
+        roles = synthesized.of_type("AWS::IAM::Role").values()
+        managed = {str(arn) for role in roles for arn in role["Properties"].get("ManagedPolicyArns", [])}
+        assert not [arn for arn in managed if "FullAccess" in arn]
