@@ -112,6 +112,7 @@ def write_yolo(records: Iterable[LabelRecord], out_dir: str | os.PathLike[str], 
     """Write ``labels/<image_id>.txt`` (``class cx cy w h``, normalised) and ``data.yaml``; return the image count.
 
     An image with no boxes gets an empty label file (YOLO's background image).
+    ``data.yaml`` is written last and atomically, so its presence marks a complete export.
     """
     root = Path(out_dir)
     (root / "labels").mkdir(parents=True, exist_ok=True)
@@ -133,7 +134,7 @@ def write_yolo(records: Iterable[LabelRecord], out_dir: str | os.PathLike[str], 
             )
             for box in record.boxes
         ]
-        write_bytes_atomic(root / "labels" / f"{record.image_id}.txt", "".join(f"{line}\n" for line in lines).encode())
+        (root / "labels" / f"{record.image_id}.txt").write_text("".join(f"{line}\n" for line in lines))
         count += 1
     data = {"path": ".", "labels": "labels", "nc": len(class_names), "names": dict(enumerate(class_names))}
     write_bytes_atomic(root / "data.yaml", yaml.safe_dump(data, sort_keys=False).encode())
@@ -197,7 +198,7 @@ def write_voc(records: Iterable[LabelRecord], out_dir: str | os.PathLike[str], c
                 _sub(bndbox, tag, repr(float(value)))
         ElementTree.indent(annotation)
         xml = ElementTree.tostring(annotation, encoding="utf-8", xml_declaration=True)
-        write_bytes_atomic(root / f"{record.image_id}.xml", xml)
+        (root / f"{record.image_id}.xml").write_bytes(xml)
         count += 1
     return count
 

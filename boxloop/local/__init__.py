@@ -1,4 +1,4 @@
-"""The local run: moto as the embedded AWS, the hooks that make it execute our code, and the run driver.
+"""The local run: moto as the embedded AWS, the hooks that make it execute our code, and the simulated workforce.
 
 - ``aws``: ``LocalAws``, a threaded moto server on a loopback port with the hooks installed.
 - ``lambda_runtime``: Lambda invocations call the function's ``Handler`` in this process.
@@ -6,5 +6,4 @@
 - ``process_environment``: per-invocation environment variables applied to the shared process env.
 - ``resources``: the stack's resources, created in moto from the synthesized CDK template.
 - ``human_workforce``: the simulated workforce standing in for the A2I consumer Lambda.
-- ``run``: one local run end to end; ``commands``: the ``boxloop run`` / ``boxloop demo`` commands.
 """

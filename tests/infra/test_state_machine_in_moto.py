@@ -48,6 +48,8 @@ def _local_substitutions(template: dict) -> dict[str, str]:
             s3.create_bucket(Bucket=logical_id.lower())
             values[logical_id] = logical_id.lower()
             values[f"{logical_id}.Arn"] = f"arn:aws:s3:::{logical_id.lower()}"
+        elif resource["Type"] == "AWS::IAM::Role":
+            values[f"{logical_id}.Arn"] = role
     return values
 
 
@@ -68,8 +70,9 @@ def test_a_failing_first_step_is_recorded_and_fails_the_run_with_its_error(aws, 
     machine = sfn.create_state_machine(
         name="boxloop-local", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/local"
     )["stateMachineArn"]
-    register_pool = next(k for k in template["Resources"] if k.startswith("LabellingRegisterPoolFunction"))
-    record_failure = next(k for k in template["Resources"] if k.startswith("LabellingRecordFailureFunction"))
+    functions = dev.of_type("AWS::Lambda::Function")
+    register_pool = next(k for k in functions if k.startswith("LabellingRegisterPoolFunction"))
+    record_failure = next(k for k in functions if k.startswith("LabellingRecordFailureFunction"))
 
     def fail_registration(event, context):
         raise ConfigMissing(f"s3://{event['bucket']}/{event['config_key']} does not exist")
