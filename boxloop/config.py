@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from boxloop.manifest import ManifestError, check_attribute_name
+
 
 class ConfigError(ValueError):
     """The labelling configuration is invalid; the message names the field."""
@@ -97,8 +99,10 @@ class LabelingConfig(BaseModel):
     @field_validator("label_attribute")
     @classmethod
     def _attribute_allowed(cls, name: str) -> str:
-        if not name or "-metadata" in name or name.endswith("-ref") or name in {"source", "source-ref"}:
-            raise ValueError("may not be empty, contain '-metadata', end in '-ref', or be 'source'/'source-ref'")
+        try:
+            check_attribute_name(name)
+        except ManifestError as exc:
+            raise ValueError(str(exc)) from exc
         return name
 
     @property

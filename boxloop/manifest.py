@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from boxloop.models import Box, LabelRecord, LabelSource
+from boxloop.models import LabelRecord, LabelSource
 
 OBJECT_DETECTION_TYPE = "groundtruth/object-detection"
 

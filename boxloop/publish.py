@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from boxloop.manifest import ManifestError, check_attribute_name, dumps_record, write_bytes_atomic
+from boxloop.manifest import check_attribute_name, dumps_record, write_bytes_atomic
 from boxloop.models import Box, HumanLabel, LabelRecord, LabelSource, Prediction
 
 INDEX_NAME = "index.json"

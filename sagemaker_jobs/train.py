@@ -104,7 +104,8 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
         model = model.to(memory_format=torch.channels_last)
         train_data.images = train_data.images.pin_memory()
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=hyperparameters.lr, weight_decay=hyperparameters.weight_decay)
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=hyperparameters.lr, weight_decay=hyperparameters.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     autocast = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
     batch_size = min(hyperparameters.batch_size, len(train_images))

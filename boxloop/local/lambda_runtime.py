@@ -15,16 +15,21 @@ context. Limits of running in-process:
 - No timeout and no memory limit are enforced; ``get_remaining_time_in_millis`` reports
   the configured timeout minus the time spent so far.
 - Imported handler modules stay imported: module-level state lives as long as the process.
+
+``INVOCATIONS.paused()`` holds new invocations back and waits for running ones to finish,
+so the local run can copy the embedded AWS's state while no handler changes it.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +41,56 @@ Handler = Callable[[Any, Any], Any]
 
 _RUNTIME_ENVIRONMENT: dict[str, str] = {}
 """Variables every invocation gets besides its function's (the runtime's own settings, e.g. log level)."""
+
+
+class InvocationsBusyError(RuntimeError):
+    """Running invocations did not finish within the time ``InvocationGate.paused`` may wait."""
+
+
+class InvocationGate:
+    """Invocations run concurrently while the gate is open; ``paused`` closes it for a quiet moment."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._running = 0
+        self._paused = False
+
+    @contextmanager
+    def invocation(self) -> Iterator[None]:
+        """Hold one invocation: waits while the gate is paused."""
+        with self._condition:
+            self._condition.wait_for(lambda: not self._paused)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._running -= 1
+                self._condition.notify_all()
+
+    @contextmanager
+    def paused(self, wait_seconds: float = 30.0) -> Iterator[None]:
+        """Run the block with no invocation running and new ones held back.
+
+        Raises InvocationsBusyError (and reopens the gate) when running invocations do not
+        finish within ``wait_seconds``: one of them may be waiting for an invocation held back.
+        """
+        with self._condition:
+            self._paused = True
+            if not self._condition.wait_for(lambda: self._running == 0, timeout=wait_seconds):
+                self._paused = False
+                self._condition.notify_all()
+                raise InvocationsBusyError(f"Lambda invocations still running after {wait_seconds:.0f} s")
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._paused = False
+                self._condition.notify_all()
+
+
+INVOCATIONS = InvocationGate()
+"""The gate every in-process invocation passes."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +150,7 @@ def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str,
         log_stream_name=f"local/{function.function_name}",
         deadline_monotonic=time.monotonic() + float(function.timeout),
     )
-    with PROCESS_ENVIRONMENT.applied(variables, owner=f"Lambda function {function.function_name}"):
+    with INVOCATIONS.invocation(), PROCESS_ENVIRONMENT.applied(variables, owner=f"Lambda function {function.function_name}"):
         try:
             result = resolve_handler(function.handler)(event, context)
             payload, errored = json.dumps(result), False

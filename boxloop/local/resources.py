@@ -32,7 +32,8 @@ import json
 import os
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +127,18 @@ def _creation_order(queues: dict[str, dict[str, Any]]) -> list[str]:
     return sorted(queues, key=lambda lid: "RedrivePolicy" in queues[lid].get("Properties", {}))
 
 
-def create_resources(aws: LocalAws, template: dict[str, Any], stack_name: str = "boxloop-dev") -> LocalResources:
-    """Create the template's resources (see the module docstring) in ``aws``; returns their local names."""
+def create_resources(
+    aws: LocalAws,
+    template: dict[str, Any],
+    stack_name: str = "boxloop-dev",
+    before_event_wiring: Callable[[], None] | None = None,
+) -> LocalResources:
+    """Create the template's resources (see the module docstring) in ``aws``; returns their local names.
+
+    ``before_event_wiring`` runs once buckets, queues, tables and functions exist but no event
+    reaches a function yet (e.g. to restore a saved state without re-triggering ingest).
+    Resource names depend only on ``stack_name`` and the template's logical ids.
+    """
     account, region = DEFAULT_ACCOUNT_ID, aws.region
     values: dict[str, str] = {
         "AWS::Region": region,
@@ -233,6 +244,8 @@ def create_resources(aws: LocalAws, template: dict[str, Any], stack_name: str = 
         )
         function_environment[handlers[logical_id]] = variables
 
+    if before_event_wiring is not None:
+        before_event_wiring()
     skipped = []
     for logical_id, resource in _resources_of(template, "AWS::Lambda::EventSourceMapping").items():
         properties = resource["Properties"]

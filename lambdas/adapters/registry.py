@@ -8,6 +8,8 @@ an event is delivered twice or a Lambda dies half-way.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from functools import cache
 
 import boto3
@@ -15,6 +17,9 @@ import boto3
 from boxloop.models import ImageRecord
 
 PENDING_PARTITION = "pending"
+PENDING_INDEX = "pending"
+TRANSACTION_IMAGES = 49
+"""Images cleared per transaction: two items each plus the counter stay within DynamoDB's 100-item limit."""
 
 
 @cache
@@ -84,3 +89,82 @@ def record_duplicate_upload(image_id: str, source_ref: str) -> bool:
     except client.exceptions.ConditionalCheckFailedException:
         return False
     return True
+
+
+def _record_from_item(item: dict) -> ImageRecord:
+    return ImageRecord(
+        image_id=item["image_id"]["S"],
+        source_ref=item["source_ref"]["S"],
+        width=int(item["width"]["N"]),
+        height=int(item["height"]["N"]),
+        registered_at=datetime.fromisoformat(item["registered_at"]["S"]),
+    )
+
+
+def query_pending() -> Iterator[ImageRecord]:
+    """Every image waiting to join a run's pool, oldest first, page by page (the sparse ``pending`` index)."""
+    paginator = _dynamodb().get_paginator("query")
+    pages = paginator.paginate(
+        TableName=os.environ["IMAGES_TABLE"],
+        IndexName=PENDING_INDEX,
+        KeyConditionExpression="pending_partition = :pending",
+        ExpressionAttributeValues={":pending": {"S": PENDING_PARTITION}},
+    )
+    for page in pages:
+        for item in page["Items"]:
+            yield _record_from_item(item)
+
+
+def _clear_transaction(image_ids: list[str]) -> list[dict]:
+    clears = [
+        {
+            "Update": {
+                "TableName": os.environ["IMAGES_TABLE"],
+                "Key": {"image_id": {"S": image_id}},
+                "UpdateExpression": "REMOVE pending_since, pending_partition",
+                "ConditionExpression": "attribute_exists(pending_since)",
+            }
+        }
+        for image_id in image_ids
+    ]
+    counter = {
+        "Update": {
+            "TableName": os.environ["RUNS_TABLE"],
+            "Key": {"pk": {"S": "COUNTER"}, "sk": {"S": "REGISTERED"}},
+            "UpdateExpression": "ADD #count :minus",
+            "ExpressionAttributeNames": {"#count": "count"},
+            "ExpressionAttributeValues": {":minus": {"N": str(-len(image_ids))}},
+        }
+    }
+    return [*clears, counter]
+
+
+def clear_pending(image_ids: Iterable[str]) -> int:
+    """Take images out of the pending index and subtract them from ``COUNTER/REGISTERED``, exactly once each.
+
+    Each chunk is one transaction (clear ``pending_since`` where present, ADD −n to the
+    counter), so the counter means "registered and not yet in a pool". A chunk holding
+    an image cleared before (a retried call) is redone image by image. Returns how many
+    images this call cleared.
+    """
+    client = _dynamodb()
+    ids = list(dict.fromkeys(image_ids))
+    cleared = 0
+    for start in range(0, len(ids), TRANSACTION_IMAGES):
+        chunk = ids[start : start + TRANSACTION_IMAGES]
+        try:
+            client.transact_write_items(TransactItems=_clear_transaction(chunk))
+            cleared += len(chunk)
+            continue
+        except client.exceptions.TransactionCanceledException as exc:
+            if not any(r.get("Code") == "ConditionalCheckFailed" for r in exc.response.get("CancellationReasons", [])):
+                raise
+        for image_id in chunk:
+            try:
+                client.transact_write_items(TransactItems=_clear_transaction([image_id]))
+                cleared += 1
+            except client.exceptions.TransactionCanceledException as exc:
+                reasons = exc.response.get("CancellationReasons", [])
+                if not (reasons and reasons[0].get("Code") == "ConditionalCheckFailed"):
+                    raise
+    return cleared

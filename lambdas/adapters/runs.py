@@ -202,3 +202,72 @@ def human_seconds_used(run_id: str) -> float:
         TableName=_table(), Key={"pk": _run_pk(run_id), "sk": {"S": "STATE"}}, ConsistentRead=True
     ).get("Item")
     return float(item["human_seconds_used"]["N"]) if item and "human_seconds_used" in item else 0.0
+
+
+class RunState(BaseModel):
+    """``RUN#<run-id>/STATE``: the run's human budget, what it has used, and its status."""
+
+    run_id: str
+    human_budget_seconds: float = Field(ge=0.0)
+    human_seconds_used: float = Field(default=0.0, ge=0.0)
+    status: str
+
+
+def create_run_state(run_id: str, budget_seconds: float) -> None:
+    """Create (or refresh) the run's state item: budget and status; ``human_seconds_used`` is never reset."""
+    _dynamodb().update_item(
+        TableName=_table(),
+        Key={"pk": _run_pk(run_id), "sk": {"S": "STATE"}},
+        UpdateExpression=(
+            "SET human_budget_seconds = :budget, #status = :running, "
+            "human_seconds_used = if_not_exists(human_seconds_used, :zero), started_at = if_not_exists(started_at, :now)"
+        ),
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={
+            ":budget": {"N": repr(float(budget_seconds))},
+            ":running": {"S": "running"},
+            ":zero": {"N": "0"},
+            ":now": {"S": datetime.now(UTC).isoformat()},
+        },
+    )
+
+
+def get_run_state(run_id: str) -> RunState | None:
+    """The run's state item, read consistently; None before RegisterPool created it."""
+    item = _dynamodb().get_item(
+        TableName=_table(), Key={"pk": _run_pk(run_id), "sk": {"S": "STATE"}}, ConsistentRead=True
+    ).get("Item")
+    if item is None:
+        return None
+    return RunState(
+        run_id=run_id,
+        human_budget_seconds=float(item.get("human_budget_seconds", {"N": "0"})["N"]),
+        human_seconds_used=float(item.get("human_seconds_used", {"N": "0"})["N"]),
+        status=item.get("status", {"S": "unknown"})["S"],
+    )
+
+
+def set_run_status(run_id: str, status: str) -> None:
+    """Record the run's status (``running``, ``succeeded``, ``failed``)."""
+    _dynamodb().update_item(
+        TableName=_table(),
+        Key={"pk": _run_pk(run_id), "sk": {"S": "STATE"}},
+        UpdateExpression="SET #status = :status, status_changed_at = :now",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":status": {"S": status}, ":now": {"S": datetime.now(UTC).isoformat()}},
+    )
+
+
+def release_active_run(run_id: str) -> bool:
+    """Delete the active-run lock if ``run_id`` holds it; False when it does not (already released)."""
+    client = _dynamodb()
+    try:
+        client.delete_item(
+            TableName=_table(),
+            Key={"pk": {"S": "ACTIVE"}, "sk": {"S": "RUN"}},
+            ConditionExpression="run_id = :run",
+            ExpressionAttributeValues={":run": {"S": run_id}},
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True

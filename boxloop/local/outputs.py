@@ -1,0 +1,166 @@
+"""A local run's output folder, ``<out>/<run-id>/`` (and ``<out>/latest`` pointing at it).
+
+- ``manifests/v<NNNN>/`` (shards + ``index.json``) and ``manifests/LATEST``: every published version;
+- ``output.manifest``: the latest version as one Ground Truth augmented manifest;
+- ``exports/coco.json``, ``exports/yolo/``, ``exports/voc/``: the latest version in each format;
+- ``iterations/<NNNN>/metrics.json`` and ``threshold.json``: each iteration's figures;
+- ``quarantine/``: the reason (``*.reason.json``) of every rejected upload;
+- ``report.json`` and ``report.html`` (``boxloop.report``, with the realised quality against the truth).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from boxloop.config import LabelingConfig
+from boxloop.exports import to_coco, write_voc, write_yolo
+from boxloop.manifest import iter_records, write_bytes_atomic
+from boxloop.models import Box, IterationMetrics, LabelRecord
+from boxloop.publish import LATEST_NAME, iter_version_lines, read_latest_index, verify_version, version_name
+from boxloop.report import RunReport, build_report, gallery_candidates
+from boxloop.threshold import ThresholdCurvePoint, ThresholdDecision
+
+LATEST_LINK = "latest"
+MANIFESTS_DIR = "manifests"
+OUTPUT_MANIFEST = "output.manifest"
+EXPORTS_DIR = "exports"
+ITERATIONS_DIR = "iterations"
+QUARANTINE_DIR = "quarantine"
+QUARANTINE_PREFIX = "quarantine/"
+REASON_SUFFIX = ".reason.json"
+ITERATION_DOCUMENTS = ("metrics.json", "threshold.json")
+
+
+class OutputError(RuntimeError):
+    """The run's published data in the bucket is incomplete or inconsistent; the message names the object."""
+
+
+def _objects(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield item["Key"]
+
+
+def _download(s3: Any, bucket: str, key: str, target: Path) -> None:
+    write_bytes_atomic(target, s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def download_manifests(s3: Any, bucket: str, run_id: str, run_dir: Path) -> None:
+    """Copy every published version not yet copied, then ``LATEST``."""
+    prefix = f"runs/{run_id}/{MANIFESTS_DIR}/"
+    target = run_dir / MANIFESTS_DIR
+    for key in _objects(s3, bucket, prefix):
+        relative = key[len(prefix) :]
+        if relative != LATEST_NAME and not (target / relative).exists():
+            _download(s3, bucket, key, target / relative)
+    _download(s3, bucket, prefix + LATEST_NAME, target / LATEST_NAME)
+
+
+def download_iteration_documents(s3: Any, bucket: str, run_id: str, run_dir: Path) -> list[IterationMetrics]:
+    """Copy each iteration's ``metrics.json`` and ``threshold.json``; returns the metrics in iteration order."""
+    prefix = f"runs/{run_id}/{ITERATIONS_DIR}/"
+    metrics = []
+    for key in _objects(s3, bucket, prefix):
+        parts = key[len(prefix) :].split("/")
+        if len(parts) == 2 and parts[1] in ITERATION_DOCUMENTS:
+            target = run_dir / ITERATIONS_DIR / parts[0] / parts[1]
+            _download(s3, bucket, key, target)
+            if parts[1] == "metrics.json":
+                metrics.append(IterationMetrics.model_validate_json(target.read_bytes()))
+    return sorted(metrics, key=lambda m: m.iteration)
+
+
+def download_quarantine_reasons(s3: Any, bucket: str, run_dir: Path) -> list[Path]:
+    """Copy the reason of every quarantined upload; returns the local paths."""
+    paths = []
+    for key in _objects(s3, bucket, QUARANTINE_PREFIX):
+        if key.endswith(REASON_SUFFIX):
+            path = run_dir / QUARANTINE_DIR / key[len(QUARANTINE_PREFIX) :]
+            _download(s3, bucket, key, path)
+            paths.append(path)
+    return paths
+
+
+def latest_records(run_dir: Path, attribute: str) -> Iterator[LabelRecord]:
+    """The records of the latest local version (shards checked against its index)."""
+    manifests = run_dir / MANIFESTS_DIR
+    index = read_latest_index(manifests)
+    if index is None:
+        raise OutputError(f"{manifests}: no published manifest version")
+    folder = manifests / version_name(index.version)
+    verify_version(index, lambda name: (folder / name).read_bytes())
+    return iter_records(iter_version_lines(manifests, index), f"{folder}", attribute)
+
+
+def write_output_manifest(run_dir: Path) -> int:
+    """``output.manifest``: the latest version's lines, shard by shard; returns the line count."""
+    manifests = run_dir / MANIFESTS_DIR
+    index = read_latest_index(manifests)
+    if index is None:
+        raise OutputError(f"{manifests}: no published manifest version")
+    lines = [line if line.endswith(b"\n") else line + b"\n" for line in iter_version_lines(manifests, index)]
+    write_bytes_atomic(run_dir / OUTPUT_MANIFEST, b"".join(lines))
+    return len(lines)
+
+
+def write_exports(run_dir: Path, config: LabelingConfig) -> None:
+    """COCO, YOLO and Pascal VOC exports of the latest version under ``exports/``."""
+    exports = run_dir / EXPORTS_DIR
+    records = list(latest_records(run_dir, config.label_attribute))
+    write_bytes_atomic(exports / "coco.json", json.dumps(to_coco(records, config.classes), indent=1).encode())
+    write_yolo(records, exports / "yolo", config.classes)
+    write_voc(records, exports / "voc", config.classes)
+
+
+def _threshold_curves(run_dir: Path, iterations: Sequence[IterationMetrics]) -> dict[int, list[ThresholdCurvePoint]]:
+    curves = {}
+    for metrics in iterations:
+        path = run_dir / ITERATIONS_DIR / f"{metrics.iteration:04d}" / "threshold.json"
+        if path.is_file():
+            curves[metrics.iteration] = ThresholdDecision.model_validate_json(path.read_bytes()).curve
+    return curves
+
+
+def _object_bytes(s3: Any, source_ref: str) -> bytes:
+    parsed = urlparse(source_ref)
+    return s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
+
+
+def write_report(
+    s3: Any,
+    run_dir: Path,
+    run_id: str,
+    config: LabelingConfig,
+    iterations: Sequence[IterationMetrics],
+    truth: Mapping[str, Sequence[Box]],
+) -> RunReport:
+    """``report.json`` and ``report.html`` from the metrics, the latest version and the known truth."""
+    attribute = config.label_attribute
+    gallery = [(record, _object_bytes(s3, record.source_ref)) for record in gallery_candidates(latest_records(run_dir, attribute))]
+    report = build_report(
+        run_id,
+        config,
+        iterations,
+        latest_records(run_dir, attribute),
+        threshold_curves=_threshold_curves(run_dir, iterations),
+        truth=truth,
+        gallery=gallery,
+    )
+    write_bytes_atomic(run_dir / "report.json", json.dumps(report.to_json(), indent=1).encode())
+    write_bytes_atomic(run_dir / "report.html", report.to_html().encode())
+    return report
+
+
+def point_latest_at(out_dir: Path, run_id: str) -> Path:
+    """Make ``<out>/latest`` a relative symlink to ``<out>/<run-id>`` (replacing any earlier one)."""
+    link = out_dir / LATEST_LINK
+    staging = out_dir / f".{LATEST_LINK}.{os.getpid()}"
+    staging.unlink(missing_ok=True)
+    staging.symlink_to(run_id, target_is_directory=True)
+    os.replace(staging, link)
+    return link
