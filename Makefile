@@ -21,6 +21,9 @@ setup: $(STAMP)
 test: setup
 	$(PY) -m pytest
 
+demo: setup
+	$(VENV)/bin/boxloop demo
+
 synth: setup
 	npx cdk synth --no-notices -q -c env=dev
 	npx cdk synth --no-notices -q -c env=prod

@@ -34,8 +34,8 @@ from sagemaker_jobs.predictor import (
     Predictor,
     RawResult,
     decision_certainty,
+    flip_agreement,
     image_confidence,
-    to_scored_boxes,
 )
 
 LABEL_ATTRIBUTE = "bounding-box"
@@ -100,13 +100,10 @@ def run_training(work: Path, args: argparse.Namespace) -> float:
     return time.monotonic() - started
 
 
-def confidence_scores(result: RawResult, threshold: float) -> dict[str, float]:
+def confidence_scores(result: RawResult, threshold: float, canvas_size: int) -> dict[str, float]:
     """Candidate per-image confidence scores (the shipped one is ``flip_x_certainty``)."""
-    canvas = (1.0, 1.0)
-    plain = to_scored_boxes(result.detections, canvas, 10**9, 10**9, threshold)
-    mirrored = to_scored_boxes(result.flipped, canvas, 10**9, 10**9, threshold)
-    scores = [box.score for box in plain]
-    flip = image_miou(plain, mirrored)
+    scores = result.detections.scores[result.detections.scores >= threshold].tolist()
+    flip = flip_agreement(result, threshold, canvas_size)
     certainty = decision_certainty(result.detections.scores, threshold)
     return {
         "mean_box_score": float(np.mean(scores)) if scores else 0.0,
@@ -114,8 +111,8 @@ def confidence_scores(result: RawResult, threshold: float) -> dict[str, float]:
         "decision_certainty": certainty,
         "flip_agreement": flip,
         "flip_x_min_score": flip * (min(scores) if scores else 0.0),
-        "flip_x_certainty": image_confidence(result, threshold),
-        "sqrt_flip_x_certainty": flip * certainty**0.5,
+        "flip_x_certainty": image_confidence(result, threshold, canvas_size),
+        "flip_x_sqrt_certainty": flip * certainty**0.5,
     }
 
 
@@ -150,7 +147,7 @@ def evaluate_held_out(model_dir: Path, images: list[LabelledImage], difficulty: 
             range(len(CLASS_NAMES)),
         ).map50
 
-    candidates = [confidence_scores(result, threshold) for result in results]
+    candidates = [confidence_scores(result, threshold, model.config.image_size) for result in results]
     correlation: dict[str, dict[str, float]] = {}
     for name in candidates[0]:
         values = np.array([candidate[name] for candidate in candidates])
@@ -187,6 +184,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-training", action="store_true", help="evaluate the model already in --work")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = args.work
@@ -195,7 +193,7 @@ def main() -> int:
     held_out, difficulty = corpus(work / "corpus-held-out", args.held_out_images, seed=103)
     write_manifest(train_images, work / "channels" / "train" / "train.jsonl")
     write_manifest(validation_images, work / "channels" / "validation" / "validation.jsonl")
-    training_seconds = run_training(work, args)
+    training_seconds = None if args.skip_training else run_training(work, args)
     report = {
         "training_job_seconds": training_seconds,
         "validation": json.loads((work / "output" / "metrics.json").read_text()),

@@ -51,7 +51,23 @@ def _add_corpus_command(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run_corpus)
 
 
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_corpus_command,)
+def _add_demo_command(subparsers: argparse._SubParsersAction) -> None:
+    from boxloop.local.commands import add_demo_command
+
+    add_demo_command(subparsers)
+
+
+def _add_run_command(subparsers: argparse._SubParsersAction) -> None:
+    from boxloop.local.commands import add_run_command
+
+    add_run_command(subparsers)
+
+
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_corpus_command,
+    _add_demo_command,
+    _add_run_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from boxloop.models import ScoredBox
 from boxloop.quality import coco_map, image_miou
 from sagemaker_jobs.data import LabelledImage, PreloadedImages
-from sagemaker_jobs.predictor import MIN_DECODE_SCORE, Predictor, RawResult, to_scored_boxes
+from sagemaker_jobs.predictor import MIN_DECODE_SCORE, Predictor, RawResult, fuse_with_flip, to_scored_boxes
 
 SCORE_THRESHOLD_GRID = tuple(round(value, 2) for value in np.arange(0.1, 0.75, 0.05))
 
@@ -36,16 +36,18 @@ def predict_preloaded(predictor: Predictor, data: PreloadedImages, batch_size: i
 def boxes_in_original_pixels(
     results: Sequence[RawResult], data: PreloadedImages, images: Sequence[LabelledImage], min_score: float
 ) -> list[list[ScoredBox]]:
-    """Each image's detections with score ≥ ``min_score`` in original-image pixels."""
+    """Each image's detections (fused with the mirrored pass when present) with score ≥ ``min_score``
+    in original-image pixels."""
     return [
-        to_scored_boxes(result.detections, data.scales[index].tolist(), image.width, image.height, min_score)
+        to_scored_boxes(fuse_with_flip(result), data.scales[index].tolist(), image.width, image.height, min_score)
         for index, (result, image) in enumerate(zip(results, images, strict=True))
     ]
 
 
 def evaluate(predictor: Predictor, data: PreloadedImages, images: Sequence[LabelledImage], batch_size: int) -> ValidationReport:
-    """mAP over all decoded boxes; mean image IoU at the score threshold (from SCORE_THRESHOLD_GRID) that maximises it."""
-    results = predict_preloaded(predictor, data, batch_size, with_flip=False)
+    """mAP over all decoded boxes; mean image IoU at the score threshold (from SCORE_THRESHOLD_GRID) that
+    maximises it. Boxes are fused with the mirrored pass, exactly as pool inference reports them."""
+    results = predict_preloaded(predictor, data, batch_size, with_flip=True)
     all_boxes = boxes_in_original_pixels(results, data, images, MIN_DECODE_SCORE)
     keys = [str(index) for index in range(len(images))]
     references = {key: image.boxes for key, image in zip(keys, images, strict=True)}

@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
+from torchvision.ops import box_iou
 
 from boxloop.models import ImageRecord, Prediction, ScoredBox
 from boxloop.quality import image_miou
@@ -69,6 +70,25 @@ class Predictor:
         return results
 
 
+FLIP_MATCH_IOU = 0.5
+
+
+def fuse_with_flip(result: RawResult) -> Detections:
+    """The plain pass's detections with each box averaged (score-weighted) with its same-class match
+    (IoU ≥ FLIP_MATCH_IOU) from the mirrored pass; scores and unmatched boxes are kept as they are."""
+    plain, mirrored = result.detections, result.flipped
+    if mirrored is None or plain.boxes.numel() == 0 or mirrored.boxes.numel() == 0:
+        return plain
+    overlaps = box_iou(plain.boxes, mirrored.boxes)
+    overlaps[plain.classes[:, None] != mirrored.classes[None, :]] = 0.0
+    best_overlap, best = overlaps.max(dim=1)
+    matched = best_overlap >= FLIP_MATCH_IOU
+    plain_weight = plain.scores[:, None]
+    mirrored_weight = mirrored.scores[best][:, None]
+    averaged = (plain.boxes * plain_weight + mirrored.boxes[best] * mirrored_weight) / (plain_weight + mirrored_weight)
+    return Detections(torch.where(matched[:, None], averaged, plain.boxes), plain.scores, plain.classes)
+
+
 def to_scored_boxes(
     detections: Detections, scale: Sequence[float], width: int, height: int, min_score: float
 ) -> list[ScoredBox]:
@@ -105,15 +125,19 @@ def decision_certainty(scores: torch.Tensor, threshold: float) -> float:
     return min(lowest_kept, 1.0 - highest_dropped)
 
 
-def image_confidence(result: RawResult, threshold: float) -> float:
-    """c(image) in [0, 1]: flip agreement (image mean IoU between the plain and the mirrored
-    prediction) times the decision certainty of the plain pass's box scores."""
+def flip_agreement(result: RawResult, threshold: float, canvas_size: int) -> float:
+    """Image mean IoU (``boxloop.quality.image_miou``) between the plain and the mirrored prediction."""
     if result.flipped is None:
-        raise ValueError("image_confidence needs the flipped pass (run with with_flip=True)")
+        raise ValueError("flip agreement needs the flipped pass (run with with_flip=True)")
     canvas = (1.0, 1.0)
-    plain = to_scored_boxes(result.detections, canvas, 10**9, 10**9, threshold)
-    mirrored = to_scored_boxes(result.flipped, canvas, 10**9, 10**9, threshold)
-    agreement = image_miou(plain, mirrored)
+    plain = to_scored_boxes(result.detections, canvas, canvas_size, canvas_size, threshold)
+    mirrored = to_scored_boxes(result.flipped, canvas, canvas_size, canvas_size, threshold)
+    return image_miou(plain, mirrored)
+
+
+def image_confidence(result: RawResult, threshold: float, canvas_size: int) -> float:
+    """c(image) in [0, 1]: flip agreement times the decision certainty of the plain pass's box scores."""
+    agreement = flip_agreement(result, threshold, canvas_size)
     return max(0.0, min(1.0, agreement * decision_certainty(result.detections.scores, threshold)))
 
 
@@ -156,7 +180,9 @@ def _predict_batches(predictor: Predictor, records: list[ImageRecord], loader: I
                 **common,
                 width=width,
                 height=height,
-                boxes=to_scored_boxes(result.detections, batch["scale"][row].tolist(), width, height, config.score_threshold),
-                confidence=image_confidence(result, config.score_threshold),
+                boxes=to_scored_boxes(
+                    fuse_with_flip(result), batch["scale"][row].tolist(), width, height, config.score_threshold
+                ),
+                confidence=image_confidence(result, config.score_threshold, config.image_size),
                 embedding=[round(value, 5) for value in result.embedding.tolist()],
             )

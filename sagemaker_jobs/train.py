@@ -102,7 +102,6 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
     validation_data = preload(validation_images, size, hyperparameters.num_workers)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-        train_data.images = train_data.images.pin_memory()
 
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=hyperparameters.lr, weight_decay=hyperparameters.weight_decay)
@@ -119,10 +118,13 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
     model.train()
     while epoch < hyperparameters.epochs and not out_of_time:
         order = torch.randperm(len(train_images), generator=generator)
-        epoch_loss = 0.0
+        epoch_loss = torch.zeros((), device=device)
         for batch_index in range(steps_per_epoch):
             rows = order[batch_index * batch_size : (batch_index + 1) * batch_size]
-            images = normalise(train_data.images[rows].to(device, non_blocking=True))
+            batch = train_data.images[rows]
+            if device.type == "cuda":
+                batch = batch.pin_memory()
+            images = normalise(batch.to(device, non_blocking=True))
             images, boxes, valid = augment(
                 images, train_data.boxes[rows].to(device), train_data.valid[rows].to(device), generator
             )
@@ -143,7 +145,7 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            epoch_loss += float(loss.detach())
+            epoch_loss += loss.detach()
             step += 1
             elapsed = time.monotonic() - started
             if elapsed >= hyperparameters.max_seconds:
@@ -153,7 +155,7 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
                 affordable = step + int((hyperparameters.max_seconds - elapsed) / (elapsed / step))
                 planned_steps = min(hyperparameters.epochs * steps_per_epoch, affordable)
         epoch += 1
-        _log(format_metric_line({"epoch": epoch, "train_loss": epoch_loss / max(1, batch_index + 1)}))
+        _log(format_metric_line({"epoch": epoch, "train_loss": float(epoch_loss) / (batch_index + 1)}))
     _log(f"trained {step} steps ({epoch} epochs) in {time.monotonic() - started:.0f} s")
 
     predictor = Predictor(model, device)

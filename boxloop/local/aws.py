@@ -52,7 +52,10 @@ class LocalAws:
     """A moto server on ``127.0.0.1:<port>`` with the local hooks; use as a context manager.
 
     ``job_code`` selects the code SageMaker jobs run (defaults: ``sagemaker_jobs``);
-    ``lambda_environment`` is given to every Lambda invocation (``lambda_runtime.install``).
+    ``lambda_environment`` is the Lambda runtime's own settings (e.g. Powertools' log level): given
+    to every invocation (``lambda_runtime.install``) and set process-wide while the server runs,
+    because handler code (Powertools' metrics flush, module-level objects) may read them outside
+    an invocation.
     Only one ``LocalAws`` may be open at a time in a process: moto's state and the hooks are
     process-wide. Each one starts empty (moto's state is reset on start).
     """
@@ -90,7 +93,10 @@ class LocalAws:
         lambda_runtime.install(self._lambda_environment)
         sagemaker_runtime.install(self._job_code)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._saved_environment = {name: os.environ.get(name) for name in _ENVIRONMENT_NAMES}
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)  # failures are in the execution's history
+        names = (*_ENVIRONMENT_NAMES, *self._lambda_environment)
+        self._saved_environment = {name: os.environ.get(name) for name in names}
+        os.environ.update(self._lambda_environment)
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": self.endpoint_url,

@@ -15,6 +15,8 @@ context. Limits of running in-process:
 - No timeout and no memory limit are enforced; ``get_remaining_time_in_millis`` reports
   the configured timeout minus the time spent so far.
 - Imported handler modules stay imported: module-level state lives as long as the process.
+- What a handler prints to stdout (Powertools' logs and metrics) goes to the function's log in
+  moto's CloudWatch Logs, as on AWS, not to the terminal (``HandlerOutput``).
 
 ``INVOCATIONS.paused()`` holds new invocations back and waits for running ones to finish,
 so the local run can copy the embedded AWS's state while no handler changes it.
@@ -23,7 +25,9 @@ so the local run can copy the embedded AWS's state while no handler changes it.
 from __future__ import annotations
 
 import importlib
+import io
 import json
+import sys
 import threading
 import time
 import traceback
@@ -93,6 +97,61 @@ INVOCATIONS = InvocationGate()
 """The gate every in-process invocation passes."""
 
 
+class HandlerOutput(io.TextIOBase):
+    """``sys.stdout`` while the runtime is installed: text written by a thread inside an invocation is
+    kept for that invocation's log; everything else goes to the stream it replaced."""
+
+    def __init__(self, passthrough: Any) -> None:
+        self.passthrough = passthrough
+        self._buffers = threading.local()
+
+    def write(self, text: str) -> int:
+        stack = getattr(self._buffers, "stack", None)
+        if stack:
+            stack[-1].write(text)
+            return len(text)
+        return self.passthrough.write(text)
+
+    def flush(self) -> None:
+        self.passthrough.flush()
+
+    def isatty(self) -> bool:
+        return self.passthrough.isatty()
+
+    def fileno(self) -> int:
+        return self.passthrough.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.passthrough.encoding
+
+    @contextmanager
+    def captured(self) -> Iterator[io.StringIO]:
+        """Keep what this thread writes during the block (nested blocks keep their own)."""
+        buffer = io.StringIO()
+        stack = getattr(self._buffers, "stack", None)
+        if stack is None:
+            stack = self._buffers.stack = []
+        stack.append(buffer)
+        try:
+            yield buffer
+        finally:
+            stack.pop()
+
+
+_OUTPUT: list[HandlerOutput] = []
+"""The one ``HandlerOutput`` of this process, once ``install`` has put it in place."""
+
+
+@contextmanager
+def _handler_output() -> Iterator[io.StringIO | None]:
+    if not _OUTPUT:
+        yield None
+        return
+    with _OUTPUT[0].captured() as buffer:
+        yield buffer
+
+
 @dataclass(frozen=True)
 class LambdaContext:
     """The parts of the Lambda context object handlers (and Powertools) read."""
@@ -150,14 +209,16 @@ def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str,
         log_stream_name=f"local/{function.function_name}",
         deadline_monotonic=time.monotonic() + float(function.timeout),
     )
-    with INVOCATIONS.invocation(), PROCESS_ENVIRONMENT.applied(variables, owner=f"Lambda function {function.function_name}"):
+    owner = f"Lambda function {function.function_name}"
+    with INVOCATIONS.invocation(), PROCESS_ENVIRONMENT.applied(variables, owner=owner), _handler_output() as output:
         try:
             result = resolve_handler(function.handler)(event, context)
             payload, errored = json.dumps(result), False
         except Exception as exc:  # a handler's failure is the invocation's result, as on AWS
             payload, errored = _error_payload(exc), True
+    printed = output.getvalue() if output is not None else ""
     function.logs_backend.ensure_log_group(function.logs_group_name)
-    function.save_logs(payload)
+    function.save_logs(printed + payload)
     return payload, errored, ""
 
 
@@ -170,3 +231,6 @@ def install(runtime_environment: Mapping[str, str] | None = None) -> None:
     _RUNTIME_ENVIRONMENT.clear()
     _RUNTIME_ENVIRONMENT.update(runtime_environment or {})
     LambdaFunction._invoke_lambda = invoke_in_process
+    if not _OUTPUT:
+        _OUTPUT.append(HandlerOutput(sys.stdout))
+        sys.stdout = _OUTPUT[0]

@@ -2,10 +2,13 @@
 
 - ``manifests/v<NNNN>/`` (shards + ``index.json``) and ``manifests/LATEST``: every published version;
 - ``output.manifest``: the latest version as one Ground Truth augmented manifest;
-- ``exports/coco.json``, ``exports/yolo/``, ``exports/voc/``: the latest version in each format;
+- ``coco.json``, ``yolo/``, ``voc/``: the Finalize Lambda's exports of the latest version
+  (``runs/<run>/exports/…``);
+- ``config.json``: the configuration the run used (``runs/<run>/config.json``, defaults merged);
 - ``iterations/<NNNN>/metrics.json`` and ``threshold.json``: each iteration's figures;
 - ``quarantine/``: the reason (``*.reason.json``) of every rejected upload;
-- ``report.json`` and ``report.html`` (``boxloop.report``, with the realised quality against the truth).
+- ``report.json`` and ``report.html``: built here like Finalize builds them (``boxloop.report``), plus
+  the realised quality against the known truth, which Finalize on AWS does not have.
 """
 
 from __future__ import annotations
@@ -17,18 +20,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from boxloop.config import LabelingConfig
-from boxloop.exports import to_coco, write_voc, write_yolo
+from boxloop.config import LabelingConfig, parse_config
 from boxloop.manifest import iter_records, write_bytes_atomic
 from boxloop.models import Box, IterationMetrics, LabelRecord
 from boxloop.publish import LATEST_NAME, iter_version_lines, read_latest_index, verify_version, version_name
 from boxloop.report import RunReport, build_report, gallery_candidates
-from boxloop.threshold import ThresholdCurvePoint, ThresholdDecision
+from boxloop.threshold import ThresholdCurvePoint
+from lambdas.loop.run_data import ThresholdDocument
 
 LATEST_LINK = "latest"
 MANIFESTS_DIR = "manifests"
 OUTPUT_MANIFEST = "output.manifest"
-EXPORTS_DIR = "exports"
+EXPORTS_PREFIX = "exports/"
+COCO_EXPORT = "coco/annotations.json"
 ITERATIONS_DIR = "iterations"
 QUARANTINE_DIR = "quarantine"
 QUARANTINE_PREFIX = "quarantine/"
@@ -47,6 +51,7 @@ def _objects(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
 
 
 def _download(s3: Any, bucket: str, key: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(target, s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
@@ -59,6 +64,22 @@ def download_manifests(s3: Any, bucket: str, run_id: str, run_dir: Path) -> None
         if relative != LATEST_NAME and not (target / relative).exists():
             _download(s3, bucket, key, target / relative)
     _download(s3, bucket, prefix + LATEST_NAME, target / LATEST_NAME)
+
+
+def download_run_config(s3: Any, bucket: str, run_id: str, run_dir: Path) -> LabelingConfig:
+    """Copy the configuration the run used (RegisterPool's snapshot, defaults merged) as ``config.json``."""
+    target = run_dir / "config.json"
+    _download(s3, bucket, f"runs/{run_id}/config.json", target)
+    return parse_config(target.read_bytes())
+
+
+def finalize_report_figures(s3: Any, bucket: str, run_id: str) -> dict[str, Any]:
+    """The ``report.json`` Finalize wrote (without truth): its figures are the run's own."""
+    key = f"runs/{run_id}/report/report.json"
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey as exc:
+        raise OutputError(f"s3://{bucket}/{key} does not exist: did the Finalize state run?") from exc
 
 
 def download_iteration_documents(s3: Any, bucket: str, run_id: str, run_dir: Path) -> list[IterationMetrics]:
@@ -108,13 +129,18 @@ def write_output_manifest(run_dir: Path) -> int:
     return len(lines)
 
 
-def write_exports(run_dir: Path, config: LabelingConfig) -> None:
-    """COCO, YOLO and Pascal VOC exports of the latest version under ``exports/``."""
-    exports = run_dir / EXPORTS_DIR
-    records = list(latest_records(run_dir, config.label_attribute))
-    write_bytes_atomic(exports / "coco.json", json.dumps(to_coco(records, config.classes), indent=1).encode())
-    write_yolo(records, exports / "yolo", config.classes)
-    write_voc(records, exports / "voc", config.classes)
+def download_exports(s3: Any, bucket: str, run_id: str, run_dir: Path) -> list[Path]:
+    """Copy Finalize's exports: ``coco/annotations.json`` as ``coco.json``, ``yolo/`` and ``voc/`` as they are."""
+    prefix = f"runs/{run_id}/{EXPORTS_PREFIX}"
+    paths = []
+    for key in _objects(s3, bucket, prefix):
+        relative = key[len(prefix) :]
+        path = run_dir / ("coco.json" if relative == COCO_EXPORT else relative)
+        _download(s3, bucket, key, path)
+        paths.append(path)
+    if run_dir / "coco.json" not in paths:
+        raise OutputError(f"s3://{bucket}/{prefix}{COCO_EXPORT} does not exist: did the Finalize state run?")
+    return paths
 
 
 def _threshold_curves(run_dir: Path, iterations: Sequence[IterationMetrics]) -> dict[int, list[ThresholdCurvePoint]]:
@@ -122,7 +148,7 @@ def _threshold_curves(run_dir: Path, iterations: Sequence[IterationMetrics]) -> 
     for metrics in iterations:
         path = run_dir / ITERATIONS_DIR / f"{metrics.iteration:04d}" / "threshold.json"
         if path.is_file():
-            curves[metrics.iteration] = ThresholdDecision.model_validate_json(path.read_bytes()).curve
+            curves[metrics.iteration] = ThresholdDocument.model_validate_json(path.read_bytes()).decision.curve
     return curves
 
 
@@ -138,9 +164,16 @@ def write_report(
     config: LabelingConfig,
     iterations: Sequence[IterationMetrics],
     truth: Mapping[str, Sequence[Box]],
+    images_total: int,
 ) -> RunReport:
-    """``report.json`` and ``report.html`` from the metrics, the latest version and the known truth."""
+    """``report.json`` and ``report.html`` from the metrics, the latest version and the known truth.
+
+    ``images_total`` is the one Finalize reported (the run's pool). The realised quality is
+    measured only when the truth covers every labelled image.
+    """
     attribute = config.label_attribute
+    labelled = {record.image_id for record in latest_records(run_dir, attribute)}
+    known_truth = truth if labelled <= truth.keys() else None
     gallery = [(record, _object_bytes(s3, record.source_ref)) for record in gallery_candidates(latest_records(run_dir, attribute))]
     report = build_report(
         run_id,
@@ -148,8 +181,9 @@ def write_report(
         iterations,
         latest_records(run_dir, attribute),
         threshold_curves=_threshold_curves(run_dir, iterations),
-        truth=truth,
+        truth=known_truth,
         gallery=gallery,
+        images_total=images_total,
     )
     write_bytes_atomic(run_dir / "report.json", json.dumps(report.to_json(), indent=1).encode())
     write_bytes_atomic(run_dir / "report.html", report.to_html().encode())

@@ -79,6 +79,8 @@ class RunProgress:
                 get_renderable=self._render,
                 refresh_per_second=self._refresh_per_second,
                 transient=False,
+                redirect_stdout=False,  # the local Lambda runtime keeps handlers' output off the terminal
+                redirect_stderr=False,
             )
             self._live.start()
         return self

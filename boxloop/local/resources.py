@@ -32,7 +32,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,19 +58,30 @@ class TemplateError(ValueError):
     """The synthesized template lacks something the local run needs; the message names it."""
 
 
-def synthesize_template(environment: str = DEFAULT_ENVIRONMENT, project_root: Path = PROJECT_ROOT) -> dict[str, Any]:
+def synthesize_template(
+    environment: str = DEFAULT_ENVIRONMENT,
+    settings_overrides: Mapping[str, Any] | None = None,
+    project_root: Path = PROJECT_ROOT,
+) -> dict[str, Any]:
     """Synthesize the stack of ``environment`` in-process (``cdk.json``'s context) and return its template.
 
     The stack is built exactly as ``app.py`` builds it (``BoxloopStack`` with the environment's
-    settings); cdk-nag's checks are left out because they validate, and change nothing in, the template.
+    settings); cdk-nag's checks are left out because they validate, and change nothing in, the
+    template. ``settings_overrides`` replace settings of the environment's ``cdk.json`` block
+    (e.g. ``training_model``, ``training_max_seconds`` for a CPU-sized local run); they are
+    validated like the block itself.
     """
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     import aws_cdk as cdk
 
-    from infra.settings import environment_settings
+    from infra.settings import ENVIRONMENTS_CONTEXT_KEY, environment_settings
     from infra.stack import BoxloopStack
 
     context = {**json.loads((project_root / "cdk.json").read_text(encoding="utf-8"))["context"], "env": environment}
+    if settings_overrides:
+        environments = dict(context[ENVIRONMENTS_CONTEXT_KEY])
+        environments[environment] = {**environments.get(environment, {}), **settings_overrides}
+        context[ENVIRONMENTS_CONTEXT_KEY] = environments
     settings = environment_settings(context)
     with tempfile.TemporaryDirectory(prefix="boxloop-synth-") as outdir:
         app = cdk.App(context=context, outdir=outdir)
@@ -131,12 +142,13 @@ def create_resources(
     aws: LocalAws,
     template: dict[str, Any],
     stack_name: str = "boxloop-dev",
-    before_event_wiring: Callable[[], None] | None = None,
+    before_event_wiring: Callable[[str, list[str]], None] | None = None,
 ) -> LocalResources:
     """Create the template's resources (see the module docstring) in ``aws``; returns their local names.
 
-    ``before_event_wiring`` runs once buckets, queues, tables and functions exist but no event
-    reaches a function yet (e.g. to restore a saved state without re-triggering ingest).
+    ``before_event_wiring(data bucket, [images, runs, idempotency table])`` runs once buckets,
+    queues, tables and functions exist but no event reaches a function yet (e.g. to restore a
+    saved state without re-triggering ingest).
     Resource names depend only on ``stack_name`` and the template's logical ids.
     """
     account, region = DEFAULT_ACCOUNT_ID, aws.region
@@ -244,8 +256,14 @@ def create_resources(
         )
         function_environment[handlers[logical_id]] = variables
 
+    shared = next(iter(function_environment.values()), {})
+    for variable in ("DATA_BUCKET", "IMAGES_TABLE", "RUNS_TABLE", "IDEMPOTENCY_TABLE"):
+        if variable not in shared:
+            raise TemplateError(f"the Lambda functions have no {variable} variable")
     if before_event_wiring is not None:
-        before_event_wiring()
+        before_event_wiring(
+            shared["DATA_BUCKET"], [shared["IMAGES_TABLE"], shared["RUNS_TABLE"], shared["IDEMPOTENCY_TABLE"]]
+        )
     skipped = []
     for logical_id, resource in _resources_of(template, "AWS::Lambda::EventSourceMapping").items():
         properties = resource["Properties"]
@@ -284,10 +302,6 @@ def create_resources(
     for required in ("DataBucketName", "StateMachineArn", "HumanReviewQueueUrl", FLOW_DEFINITION_OUTPUT):
         if required not in outputs:
             raise TemplateError(f"the template has no output {required!r}; the local run finds resources by it")
-    shared = next(iter(function_environment.values()), {})
-    for variable in ("IMAGES_TABLE", "RUNS_TABLE", "IDEMPOTENCY_TABLE"):
-        if variable not in shared:
-            raise TemplateError(f"the Lambda functions have no {variable} variable")
     return LocalResources(
         stack_name=stack_name,
         data_bucket=outputs["DataBucketName"],

@@ -164,7 +164,12 @@ def _env_name(name: str) -> str:
 def training_environment(
     root: Path, channels: list[str], hyperparameters: dict[str, str], script: Path
 ) -> dict[str, str]:
-    """The ``SM_*`` variables SageMaker's training toolkit gives a script-mode entry point."""
+    """The ``SM_*`` variables SageMaker's training toolkit gives a script-mode entry point.
+
+    As in the toolkit, ``sagemaker_*`` hyperparameters (program, submit directory, region) are the
+    framework's own: they are left out of ``SM_HPS``, ``SM_HP_*`` and the script's arguments.
+    """
+    user_hyperparameters = {name: value for name, value in hyperparameters.items() if not name.startswith("sagemaker_")}
     env = {
         "SM_MODEL_DIR": str(root / "model"),
         "SM_INPUT_DIR": str(root / "input"),
@@ -173,7 +178,7 @@ def training_environment(
         "SM_OUTPUT_DIR": str(root / "output"),
         "SM_OUTPUT_DATA_DIR": str(root / "output" / "data"),
         "SM_CHANNELS": json.dumps(channels),
-        "SM_HPS": json.dumps({name: _hyperparameter_value(value) for name, value in hyperparameters.items()}),
+        "SM_HPS": json.dumps({name: _hyperparameter_value(value) for name, value in user_hyperparameters.items()}),
         "SM_HOSTS": json.dumps(["algo-1"]),
         "SM_CURRENT_HOST": "algo-1",
         "SM_NUM_CPUS": str(os.cpu_count() or 1),
@@ -182,7 +187,7 @@ def training_environment(
         "SM_USER_ENTRY_POINT": script.name,
     }
     env.update({f"SM_CHANNEL_{_env_name(name)}": str(root / "input" / "data" / name) for name in channels})
-    env.update({f"SM_HP_{_env_name(name)}": value for name, value in hyperparameters.items()})
+    env.update({f"SM_HP_{_env_name(name)}": value for name, value in user_hyperparameters.items()})
     return env
 
 

@@ -61,3 +61,17 @@ def read_labeling_config(bucket: str) -> LabelingConfig:
     if raw is None:
         raise ConfigError(f"{CONFIG_KEY} is missing from bucket {bucket}")
     return parse_config(raw)
+
+
+def run_config_key(run_id: str) -> str:
+    """Where RegisterPool snapshots the validated configuration a run uses (``runs/<run-id>/config.json``)."""
+    return f"runs/{run_id}/config.json"
+
+
+def read_run_labeling_config(bucket: str, run_id: str) -> LabelingConfig:
+    """The run's configuration snapshot (defaults merged); ConfigError when RegisterPool has not written it."""
+    key = run_config_key(run_id)
+    raw = read_document(bucket, key)
+    if raw is None:
+        raise ConfigError(f"s3://{bucket}/{key} is missing: RegisterPool has not run for run {run_id}")
+    return parse_config(raw)

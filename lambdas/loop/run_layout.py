@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lambdas.adapters.documents import run_config_key
+
 POOL_SHARD_LINES = 10_000
 """Lines per pool shard: one batch-transform input file and one RouteShard call each."""
 
@@ -36,7 +38,7 @@ class RunLayout:
     @property
     def config(self) -> str:
         """The validated configuration the run uses (a snapshot taken when it started)."""
-        return f"{self.root}config.json"
+        return run_config_key(self.run_id)
 
     @property
     def pool_prefix(self) -> str:

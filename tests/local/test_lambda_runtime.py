@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import time
 import zipfile
 
@@ -12,6 +13,8 @@ import boto3
 import pytest
 from moto.awslambda.models import lambda_backends
 from moto.core import DEFAULT_ACCOUNT_ID
+
+from boxloop.local import lambda_runtime
 
 from tests.local import stand_in_lambda
 
@@ -123,3 +126,18 @@ def test_an_empty_event_reaches_the_handler_as_an_empty_object(role_arn: str, ev
 
     assert not errored
     assert json.loads(payload)["event"] == {}
+
+
+def test_what_a_handler_prints_goes_to_its_log_not_the_terminal() -> None:
+    passthrough = io.StringIO()
+    output = lambda_runtime.HandlerOutput(passthrough)
+
+    with output.captured() as handler_log:
+        output.write("handler line\n")
+        worker = threading.Thread(target=output.write, args=("other thread\n",))
+        worker.start()
+        worker.join()
+    output.write("after\n")
+
+    assert handler_log.getvalue() == "handler line\n"
+    assert passthrough.getvalue() == "other thread\nafter\n"

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from boxloop.local import sagemaker_runtime
-from boxloop.local.sagemaker_runtime import SageMakerJobCode, mini_batches
+from boxloop.local.sagemaker_runtime import SageMakerJobCode, mini_batches, training_environment
 from tests.local import stand_in_inference
 
 BUCKET = "jobs"
@@ -271,3 +271,12 @@ def test_a_failed_training_job_is_caught_by_the_state_machine(jobs: Path, role_a
     cause = json.loads(failure["Cause"])
     assert cause["TrainingJobStatus"] == "Failed"
     assert "the training channel holds no usable images" in cause["FailureReason"]
+
+
+def test_framework_hyperparameters_stay_out_of_the_scripts_hyperparameters(tmp_path: Path) -> None:
+    hyperparameters = {"model": "tiny", "max_seconds": "60", "sagemaker_program": "train.py", "sagemaker_region": "x"}
+
+    env = training_environment(tmp_path, ["train"], hyperparameters, tmp_path / "train.py")
+
+    assert json.loads(env["SM_HPS"]) == {"model": "tiny", "max_seconds": 60}
+    assert env["SM_HP_MODEL"] == "tiny" and "SM_HP_SAGEMAKER_PROGRAM" not in env

@@ -1,0 +1,185 @@
+"""``boxloop demo`` and ``boxloop run``: the local run from the command line (docs/local-run.md).
+
+``demo`` generates a synthetic corpus and runs the loop on it with ``demo_config.json``;
+``run`` runs the same loop on any folder of images with a COCO truth file for the simulated
+workforce. Both leave their outputs in ``<out>/<run-id>/`` and point ``<out>/latest`` at it.
+The embedded AWS (moto, CDK, the Lambda handlers) is imported only when a run starts, so
+building the ``boxloop`` parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources as package_resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from boxloop.config import ConfigError, parse_config
+from boxloop.corpus import IMAGES_DIR, TRUTH_FILE, CorpusError, CorpusSpec, generate_corpus, load_truth
+
+if TYPE_CHECKING:
+    from boxloop.local.run import RunResult
+
+DEMO_CONFIG = "demo_config.json"
+DEMO_IMAGES = 1500
+DEMO_IMAGE_SIZE = 256
+DEMO_EASY_SHARE = 0.5
+DETECTORS = ("centernet-effnet-lite0", "tiny")
+DEFAULT_TRAIN_SECONDS = 150
+"""Training time per iteration locally (the stack's ``training_max_seconds``, at least 60), sized for a CPU."""
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def demo_config() -> dict[str, Any]:
+    """The demo's labelling configuration (``boxloop/local/demo_config.json``)."""
+    return json.loads(package_resources.files("boxloop.local").joinpath(DEMO_CONFIG).read_text(encoding="utf-8"))
+
+
+def config_from_truth(truth_path: Path) -> dict[str, Any]:
+    """The demo configuration with the truth file's category names (in category-id order) as classes."""
+    truth = json.loads(truth_path.read_text(encoding="utf-8"))
+    categories = sorted(truth.get("categories", []), key=lambda category: category["id"])
+    if not categories:
+        raise CorpusError(f"{truth_path}: no categories, so no classes to label (pass --config)")
+    return {**demo_config(), "classes": [category["name"] for category in categories]}
+
+
+def stack_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The stack settings a local run overrides: the detector and its training time per iteration."""
+    return {"training_model": args.detector, "training_max_seconds": args.train_seconds}
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--detector", choices=DETECTORS, default=DETECTORS[0],
+        help="detector architecture (default centernet-effnet-lite0; tiny is a small random-init one for tests)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--train-seconds", type=int, default=DEFAULT_TRAIN_SECONDS, metavar="S",
+        help=f"training time per iteration, at least 60 (default {DEFAULT_TRAIN_SECONDS})",
+    )  # fmt: skip
+
+
+def _summary(console: Console, result: RunResult) -> None:
+    report = result.report
+    bound = "none (nothing auto-labelled)" if report.auto_miou_lower_bound is None else f"{report.auto_miou_lower_bound:.3f}"
+    console.print(
+        f"\nrun {result.run_id} finished in {result.elapsed_seconds / 60:.1f} min: "
+        f"{report.images_auto_labelled:,} auto-labelled, {report.images_human_labelled:,} human-labelled, "
+        f"{report.images_unlabelled:,} left; human time {report.human_seconds / 3600:.2f} h of "
+        f"{report.human_budget_seconds / 3600:.2f} h; auto-label mean IoU lower bound {bound}"
+        + ("" if report.auto_miou_true is None else f", realised {report.auto_miou_true:.3f}")
+    )
+    console.print(report.statement, markup=False)
+    if result.quarantined:
+        console.print(f"{len(result.quarantined)} upload(s) quarantined; reasons in {result.run_dir / 'quarantine'}")
+    console.print(f"outputs: {result.run_dir} (also {result.run_dir.parent / 'latest'}); open report.html in a browser")
+
+
+def _execute(console: Console, run: Any) -> int:
+    from boxloop.local.run import LocalRunError
+    from boxloop.local.snapshot import SnapshotError
+
+    try:
+        result = run()
+    except KeyboardInterrupt:
+        console.print("\ninterrupted: continue from the last published version with --resume")
+        return EXIT_INTERRUPTED
+    except (LocalRunError, SnapshotError) as exc:
+        console.print(f"boxloop: {exc}", markup=False)
+        return EXIT_FAILED
+    _summary(console, result)
+    return EXIT_OK
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    console = Console()
+    out_dir = Path(args.out)
+    corpus_dir = out_dir / f"demo-corpus-{args.images}-s{args.seed}"
+    if not (corpus_dir / TRUTH_FILE).is_file():
+        spec = CorpusSpec(n_images=args.images, image_size=DEMO_IMAGE_SIZE, easy_share=DEMO_EASY_SHARE, seed=args.seed)
+        console.print(f"generating {args.images:,} synthetic images ({DEMO_EASY_SHARE:.0%} easy) in {corpus_dir} …")
+        generate_corpus(spec, corpus_dir, show_progress=True)
+    else:
+        console.print(f"using the corpus already in {corpus_dir}")
+    config_bytes = json.dumps(demo_config()).encode()
+    from boxloop.local.run import run_locally
+
+    return _execute(
+        console,
+        lambda: run_locally(
+            corpus_dir / IMAGES_DIR, corpus_dir / TRUTH_FILE, config_bytes, out_dir,
+            stack_settings=stack_settings(args), console=console,
+        ),
+    )  # fmt: skip
+
+
+def _run_folder(args: argparse.Namespace) -> int:
+    if args.truth is None:
+        print(
+            "boxloop run: --truth COCO.json is required: locally the only workforce is the simulated one, which "
+            "labels from known truth (no human labelling service runs on this machine)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    images_dir, truth_path, out_dir = Path(args.images), Path(args.truth), Path(args.out)
+    if not images_dir.is_dir():
+        print(f"boxloop run: --images {images_dir} is not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    console = Console()
+    from boxloop.local.run import resume_locally, run_locally
+
+    if args.resume:
+        return _execute(console, lambda: resume_locally(out_dir, images_dir, truth_path, console=console))
+    try:
+        load_truth(truth_path)
+        raw = Path(args.config).read_bytes() if args.config else json.dumps(config_from_truth(truth_path)).encode()
+        parse_config(raw)
+    except (OSError, CorpusError, ConfigError) as exc:
+        print(f"boxloop run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return _execute(
+        console,
+        lambda: run_locally(images_dir, truth_path, raw, out_dir, stack_settings=stack_settings(args), console=console),
+    )
+
+
+def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
+    """``boxloop demo``: a synthetic corpus through the whole loop on the embedded AWS."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the whole loop locally on a generated corpus",
+        description="Generate a synthetic corpus, then run the labelling loop on the embedded AWS with a simulated "
+        "workforce; outputs go to OUT/<run-id>/ and OUT/latest.",
+    )
+    parser.add_argument("--images", type=int, default=DEMO_IMAGES, metavar="N", help=f"corpus size (default {DEMO_IMAGES})")
+    parser.add_argument("--out", default="out", metavar="DIR", help="output folder (default out)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="corpus seed (default 0)")
+    _add_training_options(parser)
+    parser.set_defaults(handler=_run_demo)
+
+
+def add_run_command(subparsers: argparse._SubParsersAction) -> None:
+    """``boxloop run``: the loop on a folder of images."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run the labelling loop locally on a folder of images",
+        description="Upload every file under --images to the embedded AWS and run the labelling loop; the simulated "
+        "workforce answers from --truth, and the report measures realised quality against it.",
+    )
+    parser.add_argument("--images", required=True, metavar="DIR", help="folder of JPEG/PNG images")
+    parser.add_argument("--truth", metavar="COCO.json", help="COCO truth (file_name relative to --images); required")
+    parser.add_argument(
+        "--config", metavar="labeling.json", help="labelling configuration (default: the demo's, classes from --truth)"
+    )
+    parser.add_argument("--out", default="out", metavar="DIR", help="output folder (default out)")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue the run OUT/latest points at from its last published version (training options as saved)",
+    )  # fmt: skip
+    _add_training_options(parser)
+    parser.set_defaults(handler=_run_folder)

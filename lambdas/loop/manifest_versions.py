@@ -1,0 +1,160 @@
+"""Publishing a manifest version to S3 with ``boxloop.publish``: shard by shard, ``index.json``, ``LATEST`` last.
+
+New labels are the accepted human labels not yet in the previous version (late answers
+of earlier iterations included; audit tasks' labels as ``audit``) and this iteration's
+auto-labels minus the images sent to humans as audit. Auto-labels are spooled to local
+per-shard files, so memory stays bounded by one shard. Publishing an iteration that is
+already published returns the existing version and writes nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from boxloop.config import LabelingConfig
+from boxloop.models import HumanTaskPurpose, LabelRecord, LabelSource, Prediction
+from boxloop.publish import (
+    DEFAULT_SHARDS,
+    INDEX_NAME,
+    ManifestEntry,
+    MergedShard,
+    PublishError,
+    VersionIndex,
+    auto_label_record,
+    build_index,
+    dumps_index,
+    entry_from_line,
+    entry_from_record,
+    human_label_record,
+    latest_key,
+    manifest_key,
+    merge_shard,
+    shard_for,
+    shard_name,
+    version_name,
+)
+from lambdas.adapters.documents import iter_document_lines
+from lambdas.adapters.s3_store import list_keys, write_bytes
+from lambdas.loop.run_data import (
+    ThresholdDocument,
+    answer_ids,
+    iter_jsonl,
+    read_index,
+    read_label,
+    read_model,
+    task_ids_by_purpose,
+)
+from lambdas.loop.run_layout import RunLayout
+
+
+def version_of_iteration(layout: RunLayout, latest: VersionIndex | None, iteration: int) -> VersionIndex | None:
+    """The published version built for ``iteration``, following the chain back from LATEST."""
+    index = latest
+    while index is not None:
+        if index.iteration == iteration:
+            return index
+        index = read_index(layout, index.previous_version) if index.previous_version is not None else None
+    return None
+
+
+def _pending_human_labels(layout: RunLayout, iteration: int, n_shards: int) -> dict[int, list[tuple[int, str]]]:
+    """Shard index → (iteration answered in, image id) of every accepted human label so far."""
+    by_shard: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for answered_in in range(iteration + 1):
+        for image_id in answer_ids(layout, layout.labels(answered_in)):
+            by_shard[shard_for(image_id, n_shards)].append((answered_in, image_id))
+    return by_shard
+
+
+def _spool_auto_labels(
+    layout: RunLayout, iteration: int, config: LabelingConfig, audit_ids: set[str], n_shards: int, spool_dir: Path
+) -> list[Path]:
+    """Write this iteration's auto-label records (audit picks left out) to per-shard spool files."""
+    paths = [spool_dir / f"auto-{index:05d}.jsonl" for index in range(n_shards)]
+    threshold = read_model(layout, layout.threshold(iteration), ThresholdDocument)
+    handles = [open(path, "w", encoding="utf-8") for path in paths]
+    try:
+        if threshold is None or threshold.decision.threshold is None:
+            return paths
+        for key in list_keys(layout.bucket, layout.routing_prefix(iteration, "auto")):
+            for prediction in iter_jsonl(layout.bucket, key, Prediction):
+                if prediction.image_id in audit_ids:
+                    continue
+                record = auto_label_record(
+                    prediction,
+                    class_map=config.class_map,
+                    iteration=iteration,
+                    threshold=threshold.decision.threshold,
+                    creation_date=threshold.computed_at,
+                    job_name=threshold.model_version,
+                )
+                handles[shard_for(record.image_id, n_shards)].write(record.model_dump_json() + "\n")
+    finally:
+        for handle in handles:
+            handle.close()
+    return paths
+
+
+def _human_entries(
+    layout: RunLayout,
+    config: LabelingConfig,
+    pending: list[tuple[int, str]],
+    already_human: set[str],
+    audit_ids_by_iteration: dict[int, set[str]],
+) -> list[ManifestEntry]:
+    entries = []
+    for answered_in, image_id in pending:
+        if image_id in already_human:
+            continue
+        source = LabelSource.AUDIT if image_id in audit_ids_by_iteration[answered_in] else LabelSource.HUMAN
+        label = read_label(layout, answered_in, image_id)
+        record = human_label_record(label, class_map=config.class_map, iteration=answered_in, source=source)
+        entries.append(entry_from_record(record, config.label_attribute))
+    return entries
+
+
+def publish_version(layout: RunLayout, config: LabelingConfig, iteration: int, latest: VersionIndex | None) -> VersionIndex:
+    """Build and write the next version from ``latest``; returns its index."""
+    attribute = config.label_attribute
+    if latest is not None and latest.attribute != attribute:
+        raise PublishError(f"run manifests use attribute {latest.attribute!r}, not {attribute!r}")
+    if latest is not None and latest.iteration > iteration:
+        raise PublishError(f"iteration {iteration} comes before the latest version's iteration {latest.iteration}")
+    n_shards = latest.n_shards if latest else DEFAULT_SHARDS
+    version = latest.version + 1 if latest else 1
+    audit_ids_by_iteration = {
+        answered_in: task_ids_by_purpose(layout, answered_in, HumanTaskPurpose.AUDIT) for answered_in in range(iteration + 1)
+    }
+    pending_human = _pending_human_labels(layout, iteration, n_shards)
+    merged_shards: list[MergedShard] = []
+    with tempfile.TemporaryDirectory(prefix="boxloop-publish-") as spool_name:
+        spools = _spool_auto_labels(layout, iteration, config, audit_ids_by_iteration[iteration], n_shards, Path(spool_name))
+        for index in range(n_shards):
+            name = shard_name(index)
+            previous_lines: list[str] = []
+            previous_entry = None
+            already_human: set[str] = set()
+            if latest is not None:
+                previous_entry = latest.shards[index]
+                key = manifest_key(layout.run_id, latest.version, name)
+                previous_lines = list(iter_document_lines(layout.bucket, key))
+                for number, line in enumerate(previous_lines, start=1):
+                    entry = entry_from_line(line, attribute, f"s3://{layout.bucket}/{key}, line {number}")
+                    if entry.label_source != LabelSource.AUTO.value:
+                        already_human.add(entry.image_id)
+            entries = _human_entries(layout, config, pending_human[index], already_human, audit_ids_by_iteration)
+            with open(spools[index], encoding="utf-8") as spool:
+                entries.extend(
+                    entry_from_record(LabelRecord.model_validate_json(line), attribute) for line in spool if line.strip()
+                )
+            merged = merge_shard(name, previous_lines, previous_entry, entries, attribute)
+            write_bytes(
+                layout.bucket, manifest_key(layout.run_id, version, name), merged.data, "application/jsonlines"
+            )
+            merged_shards.append(merged._replace(data=b""))
+    index = build_index(version=version, iteration=iteration, attribute=attribute, previous=latest, shards=merged_shards)
+    write_bytes(layout.bucket, manifest_key(layout.run_id, version, INDEX_NAME), dumps_index(index), "application/json")
+    write_bytes(layout.bucket, latest_key(layout.run_id), f"{version_name(version)}\n".encode(), "text/plain")
+    return index

@@ -1,0 +1,130 @@
+"""RouteShard: one inference shard of the RouteImages Distributed Map (DESIGN.md "The loop").
+
+``boxloop.selection.route_shard`` splits the shard's predictions at the iteration's
+threshold: confident ones become auto-label candidates (``routing/auto/<shard>.jsonl``,
+Prediction lines), the most uncertain others and a keyed-random audit slice of the
+auto-labels become candidates for humans (``routing/candidates/<shard>.json``).
+Images already labelled (in the latest manifest: human, validation and earlier
+auto-labels; or answered by humans and not yet published) are excluded. Outputs are
+tagged as scratch; the Lambda returns only counts.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from boxloop.models import Prediction
+from boxloop.publish import manifest_key, shard_for
+from boxloop.selection import Candidate, RoutingCounts, route_shard
+from lambdas.adapters.documents import iter_document_lines
+from lambdas.adapters.s3_store import write_bytes, write_jsonl
+from lambdas.loop.events import RouteShardEvent, ShardItem
+from lambdas.loop.run_data import (
+    ThresholdDocument,
+    answer_ids,
+    iter_jsonl,
+    latest_index,
+    manifest_image_ids,
+    read_model,
+    read_run_config,
+)
+from lambdas.loop.run_layout import RunLayout
+
+DIVERSITY_POOL_FACTOR = 4
+"""Candidates kept per shard per image of the human batch (``select_for_humans``' diversity pool)."""
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+
+class RoutedCandidates(BaseModel):
+    """``routing/candidates/<shard>.json``."""
+
+    shard_key: str
+    candidates: list[Candidate]
+    audit_candidates: list[Candidate]
+    failed_image_ids: list[str]
+    counts: RoutingCounts
+
+
+def shard_name(shard_key: str) -> str:
+    """The inference shard's file name (``i0000-00000.jsonl.out``)."""
+    return shard_key.rsplit("/", 1)[-1]
+
+
+def labelled_among(layout: RunLayout, iteration: int, image_ids: set[str]) -> set[str]:
+    """Which of ``image_ids`` are labelled: in the latest manifest, or accepted by humans since."""
+    labelled: set[str] = set()
+    for earlier in range(iteration + 1):
+        labelled.update(image_id for image_id in answer_ids(layout, layout.labels(earlier)) if image_id in image_ids)
+    index = latest_index(layout)
+    if index is not None:
+        needed = {index.shards[shard_for(image_id, index.n_shards)].name for image_id in image_ids}
+        for shard in index.shards:
+            if shard.name not in needed:
+                continue
+            key = manifest_key(layout.run_id, index.version, shard.name)
+            lines = iter_document_lines(layout.bucket, key)
+            for image_id, _ in manifest_image_ids(lines, index.attribute, f"s3://{layout.bucket}/{key}"):
+                if image_id in image_ids:
+                    labelled.add(image_id)
+    return labelled
+
+
+def route(item: ShardItem) -> RoutingCounts:
+    """Route one inference shard; write its auto-labels and candidates; return its counts."""
+    layout = item.layout
+    config = read_run_config(layout)
+    threshold = read_model(layout, layout.threshold(item.iteration), ThresholdDocument)
+    if threshold is None:
+        raise FileNotFoundError(f"s3://{layout.bucket}/{layout.threshold(item.iteration)} does not exist")
+    predictions = list(iter_jsonl(layout.bucket, item.shard_key, Prediction))
+    excluded = labelled_among(layout, item.iteration, {p.image_id for p in predictions})
+    routing = route_shard(
+        predictions,
+        threshold.decision.threshold,
+        excluded,
+        max_candidates=config.human_batch_size * DIVERSITY_POOL_FACTOR,
+        audit_size=config.audit_size,
+        seed=config.seed + item.iteration,
+    )
+    name = shard_name(item.shard_key)
+    write_jsonl(
+        layout.bucket, layout.routed_auto(item.iteration, name), (p.model_dump_json() for p in routing.auto), scratch=True
+    )
+    routed = RoutedCandidates(
+        shard_key=item.shard_key,
+        candidates=routing.candidates,
+        audit_candidates=routing.audit_candidates,
+        failed_image_ids=routing.failed_image_ids,
+        counts=routing.counts,
+    )
+    write_bytes(
+        layout.bucket,
+        layout.routed_candidates(item.iteration, name),
+        routed.model_dump_json().encode(),
+        "application/json",
+        scratch=True,
+    )
+    if routing.failed_image_ids:
+        logger.warning(
+            "predictions failed; the images stay unlabelled",
+            extra={"shard_key": item.shard_key, "failed_image_ids": routing.failed_image_ids[:20]},
+        )
+    for field, value in routing.counts.model_dump().items():
+        metrics.add_metric(name=f"Routed{field.capitalize()}", unit=MetricUnit.Count, value=value)
+    return routing.counts
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=RouteShardEvent)
+def handler(event: RouteShardEvent, context: LambdaContext) -> dict:
+    """Powertools entry point: see ``route``."""
+    return route(event.shard).model_dump()

@@ -1,0 +1,192 @@
+"""Reading a run's data back: its configuration, pool, human answers, manifest and iteration documents.
+
+Everything streams shard by shard; errors name the S3 key and line (``boxloop.manifest``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from boxloop.config import ConfigError, LabelingConfig, parse_config
+from boxloop.human_loop import GoldAnswer
+from boxloop.manifest import iter_json_objects, iter_jsonl_models, iter_records
+from boxloop.models import HumanLabel, HumanTask, HumanTaskPurpose, ImageRecord, LabelRecord
+from boxloop.publish import VersionIndex, latest_key, loads_index, manifest_key, parse_latest
+from boxloop.threshold import ThresholdDecision, TargetDecision
+from lambdas.adapters.documents import iter_document_lines, read_document, read_run_labeling_config
+from lambdas.adapters.s3_store import list_keys
+from lambdas.loop.run_layout import RunLayout
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+LABELING_DEFAULTS_ENV = "LABELING_DEFAULTS"
+
+
+class ThresholdDocument(BaseModel):
+    """``iterations/<NNNN>/threshold.json``: the decision (with its curve) and what it was computed from."""
+
+    iteration: int
+    model_version: str
+    decision: ThresholdDecision
+    target: TargetDecision | None
+    validation_miou: float | None
+    validation_without_prediction: int
+    validation_failed_predictions: int
+    computed_at: str
+
+
+class PoolIndex(BaseModel):
+    """``runs/<run>/pool-index.json``: lines per pool shard (kept outside ``pool/``, the transform's input)."""
+
+    shards: dict[str, int] = {}
+
+    @property
+    def total(self) -> int:
+        return sum(self.shards.values())
+
+
+def _merged(defaults: dict, overrides: dict) -> dict:
+    """``overrides`` on top of ``defaults``, nested objects merged key by key."""
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_with_defaults(raw: bytes, defaults_json: str | None) -> LabelingConfig:
+    """Parse an uploaded configuration over the environment's defaults (``LABELING_DEFAULTS``)."""
+    try:
+        uploaded = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"labeling.json is not valid JSON: {exc}") from exc
+    if not isinstance(uploaded, dict):
+        raise ConfigError("labeling.json must be a JSON object")
+    try:
+        defaults = json.loads(defaults_json) if defaults_json else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{LABELING_DEFAULTS_ENV} is not valid JSON: {exc}") from exc
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{LABELING_DEFAULTS_ENV} must be a JSON object")
+    return parse_config(_merged(defaults, uploaded))
+
+
+def read_uploaded_config(bucket: str, config_key: str) -> LabelingConfig:
+    """The uploaded configuration, merged over ``LABELING_DEFAULTS``; ConfigError when missing or invalid."""
+    raw = read_document(bucket, config_key)
+    if raw is None:
+        raise ConfigError(f"s3://{bucket}/{config_key} does not exist")
+    return config_with_defaults(raw, os.environ.get(LABELING_DEFAULTS_ENV))
+
+
+def read_run_config(layout: RunLayout) -> LabelingConfig:
+    """The configuration snapshot RegisterPool took when the run started."""
+    return read_run_labeling_config(layout.bucket, layout.run_id)
+
+
+def read_model(layout: RunLayout, key: str, model_cls: type[ModelT]) -> ModelT | None:
+    """A JSON document as ``model_cls``, or None when absent; a bad document fails naming the key."""
+    raw = read_document(layout.bucket, key)
+    if raw is None:
+        return None
+    try:
+        return model_cls.model_validate_json(raw)
+    except ValueError as exc:
+        raise ValueError(f"s3://{layout.bucket}/{key}: not a valid {model_cls.__name__}: {exc}") from exc
+
+
+def iter_jsonl(bucket: str, key: str, model_cls: type[ModelT]) -> Iterator[ModelT]:
+    """Stream one JSONL object as validated models (errors name the key and line)."""
+    yield from iter_jsonl_models(iter_document_lines(bucket, key), model_cls, f"s3://{bucket}/{key}")
+
+
+def read_pool_index(layout: RunLayout) -> PoolIndex:
+    return read_model(layout, pool_index_key(layout), PoolIndex) or PoolIndex()
+
+
+def pool_index_key(layout: RunLayout) -> str:
+    return f"{layout.root}pool-index.json"
+
+
+def iter_pool(layout: RunLayout) -> Iterator[tuple[str, Iterator[ImageRecord]]]:
+    """Each pool shard's key and its records."""
+    for key in list_keys(layout.bucket, layout.pool_prefix):
+        yield key, iter_jsonl(layout.bucket, key, ImageRecord)
+
+
+def image_id_of(key: str) -> str:
+    """The image id in a per-image answer key (``…/labels/<image-id>.json``)."""
+    return key.rsplit("/", 1)[-1].removesuffix(".json")
+
+
+def answer_ids(layout: RunLayout, prefix: str) -> list[str]:
+    """The image ids with an answer document under ``prefix`` (labels/, rejected/ or gold/)."""
+    return [image_id_of(key) for key in list_keys(layout.bucket, prefix) if key.endswith(".json")]
+
+
+def read_label(layout: RunLayout, iteration: int, image_id: str) -> HumanLabel:
+    key = f"{layout.labels(iteration)}{image_id}.json"
+    label = read_model(layout, key, HumanLabel)
+    if label is None:
+        raise FileNotFoundError(f"s3://{layout.bucket}/{key} does not exist")
+    return label
+
+
+def iter_tasks(layout: RunLayout, iteration: int) -> Iterator[HumanTask]:
+    """The iteration's human tasks (none when it sent none)."""
+    key = layout.tasks(iteration)
+    if read_document(layout.bucket, key) is None:
+        return
+    yield from iter_jsonl(layout.bucket, key, HumanTask)
+
+
+def task_ids_by_purpose(layout: RunLayout, iteration: int, purpose: HumanTaskPurpose) -> set[str]:
+    return {task.image_id for task in iter_tasks(layout, iteration) if task.purpose == purpose}
+
+
+def gold_qualities(layout: RunLayout, up_to_iteration: int) -> list[float]:
+    """Every worker's gold score (mean IoU against the known answer) on every gold image so far."""
+    qualities = []
+    for iteration in range(up_to_iteration + 1):
+        for key in list_keys(layout.bucket, layout.gold(iteration)):
+            answer = read_model(layout, key, GoldAnswer)
+            if answer is not None:
+                qualities.extend(score.mean_miou for score in answer.scores.values())
+    return qualities
+
+
+def latest_index(layout: RunLayout) -> VersionIndex | None:
+    """The index of the version ``LATEST`` names, or None before the first version."""
+    raw = read_document(layout.bucket, latest_key(layout.run_id))
+    if raw is None:
+        return None
+    return read_index(layout, parse_latest(raw))
+
+
+def read_index(layout: RunLayout, version: int) -> VersionIndex:
+    key = manifest_key(layout.run_id, version, "index.json")
+    raw = read_document(layout.bucket, key)
+    if raw is None:
+        raise FileNotFoundError(f"s3://{layout.bucket}/{key} does not exist")
+    return loads_index(raw, f"s3://{layout.bucket}/{key}")
+
+
+def iter_manifest_records(layout: RunLayout, index: VersionIndex) -> Iterator[LabelRecord]:
+    """The records of a published version (errors name the shard and line)."""
+    for shard in index.shards:
+        key = manifest_key(layout.run_id, index.version, shard.name)
+        yield from iter_records(iter_document_lines(layout.bucket, key), f"s3://{layout.bucket}/{key}", index.attribute)
+
+
+def manifest_image_ids(lines: Iterable[str], attribute: str, where: str) -> Iterator[tuple[str, str]]:
+    """(image id, label source) of each manifest line."""
+    for _, line in iter_json_objects(lines, where):
+        metadata = line[f"{attribute}-metadata"]
+        yield metadata["image-id"], metadata["label-source"]
