@@ -115,8 +115,54 @@ def _human_entries(
     return entries
 
 
+def _publish_shard(
+    layout: RunLayout,
+    config: LabelingConfig,
+    version: int,
+    latest: VersionIndex | None,
+    shard_index: int,
+    pending_human: list[tuple[int, str]],
+    audit_ids_by_iteration: dict[int, set[str]],
+    auto_spool: Path,
+) -> MergedShard:
+    """Merge one shard of the previous version with its new labels; write the shard and its labelled-ids list."""
+    attribute = config.label_attribute
+    name = shard_name(shard_index)
+    previous_lines: list[str] = []
+    previous_entry = None
+    previous_ids: set[str] = set()
+    already_human: set[str] = set()
+    if latest is not None:
+        previous_entry = latest.shards[shard_index]
+        key = manifest_key(layout.run_id, latest.version, name)
+        previous_lines = list(iter_document_lines(layout.bucket, key))
+        for number, line in enumerate(previous_lines, start=1):
+            entry = entry_from_line(line, attribute, f"s3://{layout.bucket}/{key}, line {number}")
+            previous_ids.add(entry.image_id)
+            if entry.label_source != LabelSource.AUTO.value:
+                already_human.add(entry.image_id)
+    entries = _human_entries(layout, config, pending_human, already_human, audit_ids_by_iteration)
+    with open(auto_spool, encoding="utf-8") as spool:
+        entries.extend(entry_from_record(LabelRecord.model_validate_json(line), attribute) for line in spool if line.strip())
+    merged = merge_shard(name, previous_lines, previous_entry, entries, attribute)
+    labelled = sorted(previous_ids | {entry.image_id for entry in entries})
+    if len(labelled) != merged.entry.records:
+        raise PublishError(f"{name}: {merged.entry.records} manifest lines but {len(labelled)} distinct images")
+    write_bytes(layout.bucket, manifest_key(layout.run_id, version, name), merged.data, "application/jsonlines")
+    write_bytes(
+        layout.bucket,
+        layout.labelled_ids(version, name),
+        "".join(f"{image_id}\n" for image_id in labelled).encode(),
+        "text/plain",
+    )
+    return merged._replace(data=b"")
+
+
 def publish_version(layout: RunLayout, config: LabelingConfig, iteration: int, latest: VersionIndex | None) -> VersionIndex:
-    """Build and write the next version from ``latest``; returns its index."""
+    """Build and write the next version from ``latest``; returns its index.
+
+    Beside each shard, ``labelled/v<NNNN>/<shard>.ids`` lists its image ids (RouteShard's exclusions).
+    """
     attribute = config.label_attribute
     if latest is not None and latest.attribute != attribute:
         raise PublishError(f"run manifests use attribute {latest.attribute!r}, not {attribute!r}")
@@ -128,32 +174,14 @@ def publish_version(layout: RunLayout, config: LabelingConfig, iteration: int, l
         answered_in: task_ids_by_purpose(layout, answered_in, HumanTaskPurpose.AUDIT) for answered_in in range(iteration + 1)
     }
     pending_human = _pending_human_labels(layout, iteration, n_shards)
-    merged_shards: list[MergedShard] = []
     with tempfile.TemporaryDirectory(prefix="boxloop-publish-") as spool_name:
         spools = _spool_auto_labels(layout, iteration, config, audit_ids_by_iteration[iteration], n_shards, Path(spool_name))
-        for index in range(n_shards):
-            name = shard_name(index)
-            previous_lines: list[str] = []
-            previous_entry = None
-            already_human: set[str] = set()
-            if latest is not None:
-                previous_entry = latest.shards[index]
-                key = manifest_key(layout.run_id, latest.version, name)
-                previous_lines = list(iter_document_lines(layout.bucket, key))
-                for number, line in enumerate(previous_lines, start=1):
-                    entry = entry_from_line(line, attribute, f"s3://{layout.bucket}/{key}, line {number}")
-                    if entry.label_source != LabelSource.AUTO.value:
-                        already_human.add(entry.image_id)
-            entries = _human_entries(layout, config, pending_human[index], already_human, audit_ids_by_iteration)
-            with open(spools[index], encoding="utf-8") as spool:
-                entries.extend(
-                    entry_from_record(LabelRecord.model_validate_json(line), attribute) for line in spool if line.strip()
-                )
-            merged = merge_shard(name, previous_lines, previous_entry, entries, attribute)
-            write_bytes(
-                layout.bucket, manifest_key(layout.run_id, version, name), merged.data, "application/jsonlines"
+        merged_shards = [
+            _publish_shard(
+                layout, config, version, latest, shard_index, pending_human[shard_index], audit_ids_by_iteration, spool
             )
-            merged_shards.append(merged._replace(data=b""))
+            for shard_index, spool in enumerate(spools)
+        ]
     index = build_index(version=version, iteration=iteration, attribute=attribute, previous=latest, shards=merged_shards)
     write_bytes(layout.bucket, manifest_key(layout.run_id, version, INDEX_NAME), dumps_index(index), "application/json")
     write_bytes(layout.bucket, latest_key(layout.run_id), f"{version_name(version)}\n".encode(), "text/plain")

@@ -4,8 +4,9 @@
 threshold: confident ones become auto-label candidates (``routing/auto/<shard>.jsonl``,
 Prediction lines), the most uncertain others and a keyed-random audit slice of the
 auto-labels become candidates for humans (``routing/candidates/<shard>.json``).
-Images already labelled (in the latest manifest: human, validation and earlier
-auto-labels; or answered by humans and not yet published) are excluded. Outputs are
+Images already labelled (in the latest manifest version: human, validation and earlier
+auto-labels, read from its per-shard id lists; or answered by humans and not yet
+published) are excluded. Outputs are
 tagged as scratch; the Lambda returns only counts.
 """
 
@@ -18,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from boxloop.models import Prediction
-from boxloop.publish import manifest_key, shard_for
+from boxloop.publish import shard_for
 from boxloop.selection import Candidate, RoutingCounts, route_shard
 from lambdas.adapters.documents import iter_document_lines
 from lambdas.adapters.s3_store import write_bytes, write_jsonl
@@ -28,7 +29,6 @@ from lambdas.loop.run_data import (
     answer_ids,
     iter_jsonl,
     latest_index,
-    manifest_image_ids,
     read_model,
     read_run_config,
 )
@@ -58,21 +58,20 @@ def shard_name(shard_key: str) -> str:
 
 
 def labelled_among(layout: RunLayout, iteration: int, image_ids: set[str]) -> set[str]:
-    """Which of ``image_ids`` are labelled: in the latest manifest, or accepted by humans since."""
+    """Which of ``image_ids`` are labelled: in the latest manifest version, or accepted by humans since.
+
+    The version's per-shard id lists (written by PublishManifestVersion) are read for the
+    shards that can hold these images, so no manifest line is decoded here.
+    """
     labelled: set[str] = set()
     for earlier in range(iteration + 1):
         labelled.update(image_id for image_id in answer_ids(layout, layout.labels(earlier)) if image_id in image_ids)
     index = latest_index(layout)
     if index is not None:
-        needed = {index.shards[shard_for(image_id, index.n_shards)].name for image_id in image_ids}
-        for shard in index.shards:
-            if shard.name not in needed:
-                continue
-            key = manifest_key(layout.run_id, index.version, shard.name)
-            lines = iter_document_lines(layout.bucket, key)
-            for image_id, _ in manifest_image_ids(lines, index.attribute, f"s3://{layout.bucket}/{key}"):
-                if image_id in image_ids:
-                    labelled.add(image_id)
+        needed = sorted({shard_for(image_id, index.n_shards) for image_id in image_ids})
+        for shard_index in needed:
+            key = layout.labelled_ids(index.version, index.shards[shard_index].name)
+            labelled.update(line for line in iter_document_lines(layout.bucket, key) if line in image_ids)
     return labelled
 
 

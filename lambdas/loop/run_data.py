@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TypeVar
 
 from pydantic import BaseModel
 
 from boxloop.config import ConfigError, LabelingConfig, parse_config
 from boxloop.human_loop import GoldAnswer
-from boxloop.manifest import iter_json_objects, iter_jsonl_models, iter_records
+from boxloop.manifest import iter_jsonl_models, iter_records
 from boxloop.models import HumanLabel, HumanTask, HumanTaskPurpose, ImageRecord, LabelRecord
 from boxloop.publish import VersionIndex, latest_key, loads_index, manifest_key, parse_latest
 from boxloop.threshold import ThresholdDecision, TargetDecision
@@ -183,10 +183,3 @@ def iter_manifest_records(layout: RunLayout, index: VersionIndex) -> Iterator[La
     for shard in index.shards:
         key = manifest_key(layout.run_id, index.version, shard.name)
         yield from iter_records(iter_document_lines(layout.bucket, key), f"s3://{layout.bucket}/{key}", index.attribute)
-
-
-def manifest_image_ids(lines: Iterable[str], attribute: str, where: str) -> Iterator[tuple[str, str]]:
-    """(image id, label source) of each manifest line."""
-    for _, line in iter_json_objects(lines, where):
-        metadata = line[f"{attribute}-metadata"]
-        yield metadata["image-id"], metadata["label-source"]

@@ -112,6 +112,10 @@ class RunLayout:
     def manifests(self) -> str:
         return f"{self.root}manifests/"
 
+    def labelled_ids(self, version: int, shard_name: str) -> str:
+        """The image ids (sorted, one per line) of one shard of a manifest version."""
+        return f"{self.root}labelled/v{version:04d}/{shard_name}.ids"
+
     @property
     def exports(self) -> str:
         return f"{self.root}exports/"

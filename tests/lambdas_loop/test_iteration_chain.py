@@ -88,6 +88,8 @@ def test_an_iteration_labels_every_image_once_keeps_audits_human_and_stays_in_bu
     assert human_batch["task_count"] == len(tasks)
 
     sources = _manifest_sources(aws, 2)
+    listed = [line for key in aws.keys(f"runs/{RUN_ID}/labelled/v0002/") for line in aws.read_lines(key)]
+    assert sorted(listed) == sorted(sources)  # RouteShard's exclusion lists match the version
     pool_ids = {json.loads(line)["image_id"] for key in aws.keys(f"runs/{RUN_ID}/pool/") for line in aws.read_lines(key)}
     assert len(pool_ids) == 90 and set(sources) <= pool_ids
     assert all(sources[image] == LabelSource.AUDIT.value for image in audit_ids)
