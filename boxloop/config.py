@@ -115,18 +115,36 @@ class LabelingConfig(BaseModel):
         return self.human_budget_hours * 3600.0
 
 
-def parse_config(raw: bytes | str | dict) -> LabelingConfig:
-    """Parse and validate a labelling configuration.
+def _merged(defaults: dict, overrides: dict) -> dict:
+    """``overrides`` on top of ``defaults``, nested objects merged key by key."""
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _json_object(raw: bytes | str | dict, name: str) -> dict:
+    try:
+        data = json.loads(raw) if isinstance(raw, (bytes, str)) else raw
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name} must be a JSON object")
+    return data
+
+
+def parse_config(raw: bytes | str | dict, defaults: bytes | str | dict | None = None) -> LabelingConfig:
+    """Parse and validate a labelling configuration, merged over ``defaults`` (an environment's settings).
 
     Raises ConfigError whose message names each offending field, e.g.
     ``quality.delta: Input should be less than 0.5``.
     """
-    try:
-        data = json.loads(raw) if isinstance(raw, (bytes, str)) else raw
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"labeling.json is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError("labeling.json must be a JSON object")
+    data = _json_object(raw, "labeling.json")
+    if defaults:
+        data = _merged(_json_object(defaults, "the environment's labelling defaults"), data)
     try:
         return LabelingConfig.model_validate(data)
     except ValidationError as exc:

@@ -68,6 +68,7 @@ class LoopHandler:
     description: str
     memory_mb: int = 1024
     timeout_minutes: int = 5
+    ephemeral_storage_mb: int = 512
 
 
 LOOP_HANDLERS: dict[str, LoopHandler] = {
@@ -95,10 +96,18 @@ LOOP_HANDLERS: dict[str, LoopHandler] = {
         "lambdas.loop.select_images_for_humans.handler", "Picks the uncertain images humans label within budget", 2048, 15
     ),
     "PublishManifestVersion": LoopHandler(
-        "lambdas.loop.publish_manifest_version.handler", "Publishes the next manifest version and iteration metrics", 3008, 15
+        "lambdas.loop.publish_manifest_version.handler",
+        "Publishes the next manifest version and iteration metrics",
+        3008,
+        15,
+        ephemeral_storage_mb=10240,
     ),
     "Finalize": LoopHandler(
-        "lambdas.loop.finalize.handler", "Writes exports and report, notifies, releases the active-run lock", 3008, 15
+        "lambdas.loop.finalize.handler",
+        "Writes exports and report, notifies, releases the active-run lock",
+        3008,
+        15,
+        ephemeral_storage_mb=10240,
     ),
     "RecordFailure": LoopHandler(
         "lambdas.loop.record_failure.handler", "Records a failed run (resumable) and releases the active-run lock"
@@ -154,6 +163,9 @@ class LabellingStateMachine(Construct):
             env = {**environment, "POWERTOOLS_SERVICE_NAME": "boxloop-loop"}
             if name == "Finalize":
                 env["NOTIFICATION_TOPIC_ARN"] = notifications.topic_arn
+            if name == "RegisterPool":
+                env["TRAINING_MODEL"] = self._settings.training_model
+                env["TRAINING_MAX_SECONDS"] = str(self._settings.training_max_seconds)
             function = container_function(
                 self,
                 f"{name}Function",
@@ -163,6 +175,7 @@ class LabellingStateMachine(Construct):
                 log_retention=retention,
                 timeout=Duration.minutes(spec.timeout_minutes),
                 memory_size=spec.memory_mb,
+                ephemeral_storage_mb=spec.ephemeral_storage_mb,
             )
             storage.data_bucket.grant_read_write(function, "runs/*")
             functions[name] = function
@@ -176,7 +189,6 @@ class LabellingStateMachine(Construct):
         storage.images_table.grant_read_write_data(functions["RegisterPool"])
         for name in ("RegisterPool", "SelectImagesForHumans", "PublishManifestVersion", "Finalize", "RecordFailure"):
             storage.runs_table.grant_read_write_data(functions[name])
-        storage.idempotency_table.grant_read_write_data(functions["PublishManifestVersion"])
         notifications.grant_publish(functions["Finalize"])
         return functions
 

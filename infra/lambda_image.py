@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Duration, IgnoreMode
+from aws_cdk import Duration, IgnoreMode, Size
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -51,6 +51,7 @@ def container_function(
     log_retention: logs.RetentionDays,
     timeout: Duration = Duration.minutes(5),
     memory_size: int = 1024,
+    ephemeral_storage_mb: int = 512,
     reserved_concurrency: int | None = None,
 ) -> lambda_.DockerImageFunction:
     """A Lambda running ``handler`` from the shared image, traced, with its own retained log group."""
@@ -67,6 +68,7 @@ def container_function(
         environment=dict(environment),
         timeout=timeout,
         memory_size=memory_size,
+        ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mb),
         architecture=lambda_.Architecture.X86_64,
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,

@@ -12,7 +12,7 @@ from boxloop.quality import coco_map, image_miou
 from sagemaker_jobs.data import LabelledImage, PreloadedImages
 from sagemaker_jobs.predictor import MIN_DECODE_SCORE, Predictor, RawResult, fuse_with_flip, to_scored_boxes
 
-SCORE_THRESHOLD_GRID = tuple(round(value, 2) for value in np.arange(0.1, 0.75, 0.05))
+SCORE_THRESHOLD_GRID = tuple(round(value, 2) for value in np.arange(0.05, 0.75, 0.05))
 
 
 class ValidationReport(BaseModel):

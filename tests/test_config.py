@@ -32,3 +32,16 @@ def test_bad_config_names_the_field(raw, field):
 def test_not_json_is_a_clear_error():
     with pytest.raises(ConfigError, match="not valid JSON"):
         parse_config(b"{classes")
+
+
+def test_uploaded_config_is_merged_over_environment_defaults():
+    defaults = {"human_budget_hours": 12, "quality": {"target_miou": 0.7, "delta": 0.1}}
+    config = parse_config('{"classes": ["a"], "quality": {"delta": 0.05}}', defaults)
+    assert config.human_budget_hours == 12
+    assert config.quality.target_miou == 0.7
+    assert config.quality.delta == 0.05
+
+
+def test_bad_environment_defaults_are_named():
+    with pytest.raises(ConfigError, match="labelling defaults is not valid JSON"):
+        parse_config('{"classes": ["a"]}', "{oops")

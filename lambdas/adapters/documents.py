@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from functools import cache
 
@@ -12,6 +13,7 @@ from boxloop.config import ConfigError, LabelingConfig, parse_config
 
 CONFIG_KEY = "config/labeling.json"
 CONFIG_STATUS_KEY = "config/labeling.status.json"
+LABELING_DEFAULTS_ENV = "LABELING_DEFAULTS"
 
 
 @cache
@@ -55,12 +57,15 @@ def write_document_once(bucket: str, key: str, body: str) -> bool:
     return True
 
 
-def read_labeling_config(bucket: str) -> LabelingConfig:
-    """The bucket's validated ``config/labeling.json``; ConfigError when missing or invalid."""
-    raw = read_document(bucket, CONFIG_KEY)
+def read_labeling_config(bucket: str, key: str = CONFIG_KEY) -> LabelingConfig:
+    """The bucket's labelling configuration merged over the environment's ``LABELING_DEFAULTS``.
+
+    ConfigError (naming the field) when it is missing or invalid.
+    """
+    raw = read_document(bucket, key)
     if raw is None:
-        raise ConfigError(f"{CONFIG_KEY} is missing from bucket {bucket}")
-    return parse_config(raw)
+        raise ConfigError(f"s3://{bucket}/{key} does not exist")
+    return parse_config(raw, os.environ.get(LABELING_DEFAULTS_ENV))
 
 
 def run_config_key(run_id: str) -> str:

@@ -21,7 +21,7 @@ from boxloop.human_loop import (
     review_output,
 )
 from boxloop.models import Box, HumanTask, HumanTaskPurpose
-from lambdas.adapters.documents import iter_document_lines, read_document, read_labeling_config, write_document_once
+from lambdas.adapters.documents import iter_document_lines, read_document, read_run_labeling_config, write_document_once
 from lambdas.adapters.executions import send_task_success
 from lambdas.adapters.runs import count_human_answer, human_batch, human_seconds_used, mark_batch_success_sent
 
@@ -65,7 +65,7 @@ def handle_output(bucket: str, output_key: str) -> OutputHandled:
         raise FileNotFoundError(f"s3://{bucket}/{output_key} does not exist")
     output = parse_human_loop_output(raw)
     task = output.inputContent
-    config = read_labeling_config(bucket)
+    config = read_run_labeling_config(bucket, task.run_id)
     gold_boxes = gold_answer_for(bucket, task) if task.purpose == HumanTaskPurpose.GOLD else None
     review = review_output(output, len(config.classes), config.qc, gold_boxes)
     stored_at, document = _stored_document(review, human_prefix(task.run_id, task.iteration))

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from boxloop.human_loop import human_loop_input, human_loop_name
 from boxloop.models import HumanTask
 from lambdas.adapters.a2i import start_human_loop
-from lambdas.adapters.documents import iter_document_lines, read_labeling_config
+from lambdas.adapters.documents import iter_document_lines, read_run_labeling_config
 from lambdas.adapters.executions import send_task_success
 from lambdas.adapters.runs import mark_batch_success_sent, record_human_batch
 
@@ -48,7 +48,7 @@ def read_tasks(bucket: str, tasks_key: str) -> list[HumanTask]:
 
 def start_review(request: HumanReviewRequest) -> LoopsStarted:
     """Record the batch and start one human loop per task; an empty batch resumes the run at once."""
-    config = read_labeling_config(request.bucket)
+    config = read_run_labeling_config(request.bucket, request.run_id)
     tasks = read_tasks(request.bucket, request.tasks_key)
     record_human_batch(request.run_id, request.iteration, request.task_token, expected=len(tasks))
     if not tasks:

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from boxloop.config import LabelingConfig
 from boxloop.models import ImageRecord
-from lambdas.adapters.documents import read_document, write_document
+from lambdas.adapters.documents import read_document, read_labeling_config, write_document
 from lambdas.adapters.registry import clear_pending, query_pending
 from lambdas.adapters.runs import claim_active_run, create_run_state, set_run_status
 from lambdas.adapters.s3_store import key_exists, list_keys, write_jsonl
@@ -36,7 +36,6 @@ from lambdas.loop.run_data import (
     pool_index_key,
     read_pool_index,
     read_run_config,
-    read_uploaded_config,
 )
 from lambdas.loop.run_layout import POOL_SHARD_LINES, RunLayout, iteration_label
 
@@ -71,7 +70,7 @@ def run_config(event: RegisterPoolEvent) -> LabelingConfig:
     layout = event.layout
     if event.iteration > 0 and read_document(layout.bucket, layout.config) is not None:
         return read_run_config(layout)
-    config = read_uploaded_config(event.bucket, event.config_key)
+    config = read_labeling_config(event.bucket, event.config_key)
     write_document(layout.bucket, layout.config, config.model_dump_json(indent=2))
     return config
 

@@ -5,14 +5,12 @@ Everything streams shard by shard; errors name the S3 key and line (``boxloop.ma
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterator
 from typing import TypeVar
 
 from pydantic import BaseModel
 
-from boxloop.config import ConfigError, LabelingConfig, parse_config
+from boxloop.config import LabelingConfig
 from boxloop.human_loop import GoldAnswer
 from boxloop.manifest import iter_jsonl_models, iter_records
 from boxloop.models import HumanLabel, HumanTask, HumanTaskPurpose, ImageRecord, LabelRecord
@@ -23,9 +21,6 @@ from lambdas.adapters.s3_store import list_keys
 from lambdas.loop.run_layout import RunLayout
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-LABELING_DEFAULTS_ENV = "LABELING_DEFAULTS"
-
 
 class ThresholdDocument(BaseModel):
     """``iterations/<NNNN>/threshold.json``: the decision (with its curve) and what it was computed from."""
@@ -48,42 +43,6 @@ class PoolIndex(BaseModel):
     @property
     def total(self) -> int:
         return sum(self.shards.values())
-
-
-def _merged(defaults: dict, overrides: dict) -> dict:
-    """``overrides`` on top of ``defaults``, nested objects merged key by key."""
-    merged = dict(defaults)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merged(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def config_with_defaults(raw: bytes, defaults_json: str | None) -> LabelingConfig:
-    """Parse an uploaded configuration over the environment's defaults (``LABELING_DEFAULTS``)."""
-    try:
-        uploaded = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"labeling.json is not valid JSON: {exc}") from exc
-    if not isinstance(uploaded, dict):
-        raise ConfigError("labeling.json must be a JSON object")
-    try:
-        defaults = json.loads(defaults_json) if defaults_json else {}
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{LABELING_DEFAULTS_ENV} is not valid JSON: {exc}") from exc
-    if not isinstance(defaults, dict):
-        raise ConfigError(f"{LABELING_DEFAULTS_ENV} must be a JSON object")
-    return parse_config(_merged(defaults, uploaded))
-
-
-def read_uploaded_config(bucket: str, config_key: str) -> LabelingConfig:
-    """The uploaded configuration, merged over ``LABELING_DEFAULTS``; ConfigError when missing or invalid."""
-    raw = read_document(bucket, config_key)
-    if raw is None:
-        raise ConfigError(f"s3://{bucket}/{config_key} does not exist")
-    return config_with_defaults(raw, os.environ.get(LABELING_DEFAULTS_ENV))
 
 
 def read_run_config(layout: RunLayout) -> LabelingConfig:

@@ -113,11 +113,19 @@ class Aws:
         return sorted(item["Key"] for item in listing.get("Contents", []))
 
     def put_config(self, **overrides) -> None:
-        config = {"classes": ["bottle", "can"], "min_images_to_start": 3, **overrides}
-        self.s3.put_object(Bucket=BUCKET, Key="config/labeling.json", Body=json.dumps(config).encode())
+        """Upload ``config/labeling.json`` (what a user drops into the bucket)."""
+        self.s3.put_object(Bucket=BUCKET, Key="config/labeling.json", Body=_config_body(overrides))
+
+    def put_run_config(self, run_id: str, **overrides) -> None:
+        """Write a run's configuration snapshot (what RegisterPool writes at ``runs/<run-id>/config.json``)."""
+        self.s3.put_object(Bucket=BUCKET, Key=f"runs/{run_id}/config.json", Body=_config_body(overrides))
 
     def runs_item(self, pk: str, sk: str) -> dict | None:
         return self.dynamodb.get_item(TableName="runs", Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
+
+
+def _config_body(overrides: dict) -> bytes:
+    return json.dumps({"classes": ["bottle", "can"], "min_images_to_start": 3, **overrides}).encode()
 
 
 def _create_tables(dynamodb) -> None:

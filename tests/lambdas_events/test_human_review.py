@@ -77,7 +77,7 @@ def _review_request(token: str = "token-1") -> dict:
 
 
 def test_consumer_starts_one_named_loop_per_task_and_records_the_batch(aws, lambda_context):
-    aws.put_config()
+    aws.put_run_config(RUN)
     _put_tasks(aws, [UNCERTAIN, GOLD])
     expected_uncertain = HumanLoopInput(
         taskObject=UNCERTAIN.source_ref,
@@ -123,7 +123,7 @@ def test_loop_names_are_valid_deterministic_and_distinct():
 
 
 def test_empty_batch_resumes_the_run_at_once(aws, lambda_context):
-    aws.put_config()
+    aws.put_run_config(RUN)
     _put_tasks(aws, [])
     with Stubber(executions._stepfunctions()) as stub:
         stub.add_response("send_task_success", {}, {"taskToken": "token-0", "output": json.dumps({"answered": 0, "rejected": 0})})
@@ -171,7 +171,7 @@ def _put_output(aws, task: HumanTask, answers: list[dict]) -> str:
 
 @pytest.fixture
 def batch_of_two(aws):
-    aws.put_config()
+    aws.put_run_config(RUN)
     _put_tasks(aws, [UNCERTAIN, GOLD])
     record_human_batch(RUN, ITERATION, "token-1", expected=2)
     return aws
