@@ -155,6 +155,13 @@ class PreloadedImages:
     valid: torch.Tensor  # float (N, M)
     scales: torch.Tensor  # float (N, 2)
 
+    def subset(self, rows: Sequence[int]) -> PreloadedImages:
+        """The images at ``rows``, in that order."""
+        index = torch.as_tensor(list(rows), dtype=torch.long)
+        return PreloadedImages(
+            self.images[index], self.boxes[index], self.classes[index], self.valid[index], self.scales[index]
+        )
+
 
 def preload(images: Sequence[LabelledImage], image_size: int, num_workers: int) -> PreloadedImages:
     """Decode every labelled image once (N × S² × 3 bytes of memory).

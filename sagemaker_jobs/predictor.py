@@ -21,6 +21,9 @@ from sagemaker_jobs.model import OUTPUT_STRIDE, CenterNetDetector
 MIN_DECODE_SCORE = 0.02
 """Peaks below this score are never decoded (mAP evaluation uses everything above it)."""
 
+FLIP_MATCH_IOU = 0.5
+"""A mirrored-pass box this close to a plain-pass box of the same class is averaged with it."""
+
 
 @dataclass(frozen=True)
 class RawResult:
@@ -68,9 +71,6 @@ class Predictor:
                 flipped = Detections(boxes, mirrored.scores, mirrored.classes)
             results.append(RawResult(detections[index], flipped, embeddings[index].float().cpu()))
         return results
-
-
-FLIP_MATCH_IOU = 0.5
 
 
 def fuse_with_flip(result: RawResult) -> Detections:

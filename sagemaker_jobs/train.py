@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from sagemaker_jobs.data import LabelledImage, augment, manifest_files, normalise, preload, read_labelled_images
-from sagemaker_jobs.evaluation import evaluate
+from sagemaker_jobs.evaluation import evaluate, tune_score_threshold
 from sagemaker_jobs.metric_definitions import format_metric_line
 from sagemaker_jobs.model import OUTPUT_STRIDE, DetectorConfig, build_detector, load_model, save_model
 from sagemaker_jobs.predictor import Predictor
@@ -33,6 +33,8 @@ BOX_LOSS_WEIGHT = 5.0
 WARMUP_STEPS = 30
 FINAL_LR_SHARE = 0.02
 METRICS_FILE = "metrics.json"
+# Training images used to tune the box-score threshold (bounded: each costs a mirrored forward pass).
+SCORE_TUNING_IMAGES = 128
 
 
 def _log(message: str) -> None:
@@ -159,8 +161,15 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
     _log(f"trained {step} steps ({epoch} epochs) in {time.monotonic() - started:.0f} s")
 
     predictor = Predictor(model, device)
-    report = evaluate(predictor, validation_data, validation_images, batch_size=max(batch_size, 32))
-    model.config = model.config.model_copy(update={"score_threshold": report.score_threshold})
+    tuning_rows = torch.randperm(len(train_images), generator=generator)[:SCORE_TUNING_IMAGES].tolist()
+    score_threshold = tune_score_threshold(
+        predictor,
+        train_data.subset(tuning_rows),
+        [train_images[row] for row in tuning_rows],
+        batch_size=max(batch_size, 32),
+    )
+    model.config = model.config.model_copy(update={"score_threshold": score_threshold})
+    report = evaluate(predictor, validation_data, validation_images, max(batch_size, 32), score_threshold)
     config = save_model(model, environment.model_dir)
     metrics = {"val_map50": report.map50, "val_map50_95": report.map50_95, "val_miou": report.miou}
     _log(format_metric_line(metrics))

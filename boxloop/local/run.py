@@ -128,8 +128,13 @@ def _local_process() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+TRANSFORM_ENVIRONMENT = {"BOXLOOP_DECODE_WORKERS": "0"}
+"""Transform jobs run in this process, beside the moto server's threads: the inference handler decodes
+images in its own thread, because forking decode workers from a multi-threaded process can deadlock."""
+
+
 def _job_code(out_dir: Path) -> SageMakerJobCode:
-    return SageMakerJobCode(log_dir=out_dir / JOB_LOGS_DIR)
+    return SageMakerJobCode(log_dir=out_dir / JOB_LOGS_DIR, transform_environment=TRANSFORM_ENVIRONMENT)
 
 
 def _lambda_environment(resources: LocalResources) -> dict[str, str]:

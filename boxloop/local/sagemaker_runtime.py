@@ -80,12 +80,15 @@ class SageMakerJobCode:
 
     ``log_dir``: when set, each training job's combined stdout/stderr is kept as
     ``<log_dir>/<job-name>.log``; otherwise it is deleted with the job's working directory.
+    ``transform_environment``: variables transform jobs get under the model's and the job's own
+    (which win), for settings that differ because the handler runs inside this process.
     """
 
     training_script: Path = PROJECT_ROOT / "sagemaker_jobs" / "train.py"
     inference_module: str = "sagemaker_jobs.inference"
     python_executable: str = sys.executable
     log_dir: Path | None = None
+    transform_environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -399,7 +402,14 @@ def run_transform_job(job: dict[str, Any], code: SageMakerJobCode) -> None:
     line_output = job["TransformOutput"].get("AssembleWith", "None") == "Line"
     split_type = job["TransformInput"].get("SplitType", "None")
     max_payload = int(job.get("MaxPayloadInMB") or _DEFAULT_MAX_PAYLOAD_MB) * 1024 * 1024
-    variables = {k: str(v) for k, v in {**job.get("ModelEnvironment", {}), **job.get("Environment", {})}.items()}
+    variables = {
+        name: str(value)
+        for name, value in {
+            **code.transform_environment,
+            **job.get("ModelEnvironment", {}),
+            **job.get("Environment", {}),
+        }.items()
+    }
     with tempfile.TemporaryDirectory(prefix=f"sagemaker-{job['TransformJobName']}-") as model_dir:
         _extract_model(s3, job["ModelDataUrl"], Path(model_dir))
         with PROCESS_ENVIRONMENT.applied(variables, owner=f"transform job {job['TransformJobName']}"):

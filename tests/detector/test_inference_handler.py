@@ -19,7 +19,7 @@ from boxloop.models import Prediction
 from sagemaker_jobs import inference
 from sagemaker_jobs.image_io import MAX_WORKING_SIDE
 from sagemaker_jobs.predictor import Predictor
-from tests.detector.conftest import REPO_ROOT, draw_scene, image_record
+from .helpers import REPO_ROOT, draw_scene, image_record
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from sagemaker_jobs.metric_definitions import METRIC_DEFINITIONS
 from sagemaker_jobs.model import CLASS_MAP_FILE, CONFIG_FILE, WEIGHTS_FILE, DetectorConfig, load_model
 from sagemaker_jobs.settings import SettingsError, read_environment
 from sagemaker_jobs.train import train
-from tests.detector.conftest import CLASSES, sagemaker_environment, tiny_hyperparameters
+from .helpers import CLASSES, sagemaker_environment, tiny_hyperparameters
 
 
 def test_model_dir_holds_weights_class_map_and_config(trained_job: tuple[Path, str]) -> None:
