@@ -340,7 +340,7 @@ def publish_to_directory(
         index = build_index(
             version=version, iteration=iteration, attribute=attribute, previous=previous, shards=merged_shards
         )
-        existing = _published_version_of_iteration(root, iteration, previous)
+        existing = published_version_of_iteration(previous, iteration, lambda version: read_index(root, version))
         if existing is not None:
             if existing.created_from.new_labels_sha256 != index.created_from.new_labels_sha256:
                 raise PublishError(
@@ -491,13 +491,15 @@ def _merge_spooled_shard(
         return merge_shard(name, previous_handle, previous_entry, new_entries, attribute)
 
 
-def _published_version_of_iteration(root: Path, iteration: int, latest: VersionIndex | None) -> VersionIndex | None:
-    """The published version built for ``iteration``, following the chain back from LATEST."""
+def published_version_of_iteration(
+    latest: VersionIndex | None, iteration: int, read_version: Callable[[int], VersionIndex]
+) -> VersionIndex | None:
+    """The published version built for ``iteration``, following the chain back from ``latest`` with ``read_version``."""
     index = latest
     while index is not None:
         if index.iteration == iteration:
             return index
-        index = read_index(root, index.previous_version) if index.previous_version is not None else None
+        index = read_version(index.previous_version) if index.previous_version is not None else None
     return None
 
 

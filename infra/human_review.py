@@ -9,20 +9,20 @@ CloudFormation deletes the old ones.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
-from infra.nag import acknowledge_object_prefixes
 from constructs import Construct
 
 from infra.lambda_image import REPOSITORY_ROOT, container_function
+from infra.nag import acknowledge_object_prefixes
 from infra.queues import queue_with_dlq
 from infra.settings import EnvironmentSettings
 from infra.storage import Storage
@@ -70,15 +70,15 @@ class HumanReview(Construct):
         self.flow_definition = self._flow_definition(flow_name, task_ui_arn, bucket, settings.workteam_arn, workers)
         self.flow_definition_arn = self.flow_definition.get_response_field("FlowDefinitionArn")
 
-        retention = getattr(logs.RetentionDays, settings.log_retention)
         env = {**environment, "HUMAN_QUEUE_URL": self.queue.queue_url, "FLOW_DEFINITION_ARN": self.flow_definition_arn}
         self.consumer = container_function(
             self,
             "ConsumerFunction",
             handler="lambdas.human_review.consumer.handler",
             description="Starts one A2I human loop per task of a human batch",
-            environment={**env, "POWERTOOLS_SERVICE_NAME": "boxloop-human-review-consumer"},
-            log_retention=retention,
+            service_name="boxloop-human-review-consumer",
+            environment=env,
+            settings=settings,
             timeout=CONSUMER_TIMEOUT,
         )
         self.consumer.add_event_source(sources.SqsEventSource(self.queue, batch_size=1, report_batch_item_failures=True))
@@ -97,8 +97,9 @@ class HumanReview(Construct):
             "AnswerFunction",
             handler="lambdas.human_review.answer.handler",
             description="Applies QC to an A2I answer, stores the label, charges human time, resumes the run",
-            environment={**env, "POWERTOOLS_SERVICE_NAME": "boxloop-human-review-answer"},
-            log_retention=retention,
+            service_name="boxloop-human-review-answer",
+            environment=env,
+            settings=settings,
         )
         bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.answer), s3.NotificationKeyFilter(prefix=A2I_OUTPUT_PREFIX)
@@ -143,36 +144,16 @@ class HumanReview(Construct):
         return role
 
     def _human_task_ui(self, name: str, template: str) -> cr.AwsCustomResource:
-        arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:human-task-ui/{name}"
-        create = cr.AwsSdkCall(
-            service="SageMaker",
-            action="createHumanTaskUi",
-            parameters={"HumanTaskUiName": name, "UiTemplate": {"Content": template}},
-            physical_resource_id=cr.PhysicalResourceId.of(name),
-            output_paths=["HumanTaskUiArn"],
-        )
-        resource = cr.AwsCustomResource(
-            self,
-            "HumanTaskUi",
-            on_create=create,
-            on_update=create,
-            on_delete=cr.AwsSdkCall(service="SageMaker", action="deleteHumanTaskUi", parameters={"HumanTaskUiName": name}),
-            policy=cr.AwsCustomResourcePolicy.from_statements(
-                [iam.PolicyStatement(actions=["sagemaker:CreateHumanTaskUi", "sagemaker:DeleteHumanTaskUi"], resources=[arn])]
-            ),
-            install_latest_aws_sdk=False,
-        )
-        return resource
+        return self._sagemaker_resource("HumanTaskUi", "human-task-ui", name, {"UiTemplate": {"Content": template}})
 
     def _flow_definition(
         self, name: str, task_ui_arn: str, bucket: s3.IBucket, workteam_arn: str, workers: int
     ) -> cr.AwsCustomResource:
-        arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:flow-definition/{name}"
-        create = cr.AwsSdkCall(
-            service="SageMaker",
-            action="createFlowDefinition",
-            parameters={
-                "FlowDefinitionName": name,
+        resource = self._sagemaker_resource(
+            "FlowDefinition",
+            "flow-definition",
+            name,
+            {
                 "RoleArn": self.a2i_role.role_arn,
                 "OutputConfig": {"S3OutputPath": f"s3://{bucket.bucket_name}/{A2I_OUTPUT_PREFIX}"},
                 "HumanLoopConfig": {
@@ -185,22 +166,43 @@ class HumanReview(Construct):
                     "TaskAvailabilityLifetimeInSeconds": 864000,
                 },
             },
-            physical_resource_id=cr.PhysicalResourceId.of(name),
-            output_paths=["FlowDefinitionArn"],
+            extra_statements=[iam.PolicyStatement(actions=["iam:PassRole"], resources=[self.a2i_role.role_arn])],
         )
-        resource = cr.AwsCustomResource(
+        resource.node.add_dependency(self.task_ui)
+        return resource
+
+    def _sagemaker_resource(
+        self,
+        kind: str,
+        arn_kind: str,
+        name: str,
+        parameters: dict,
+        extra_statements: Sequence[iam.PolicyStatement] = (),
+    ) -> cr.AwsCustomResource:
+        """The SageMaker ``kind`` (``HumanTaskUi``, ``FlowDefinition``) named ``name``, made from ``parameters``.
+
+        SageMaker cannot update it, so an update creates it again (a new ``name``); the old one is
+        deleted. The response carries ``<kind>Arn``.
+        """
+        arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:{arn_kind}/{name}"
+        create = cr.AwsSdkCall(
+            service="SageMaker",
+            action=f"create{kind}",
+            parameters={f"{kind}Name": name, **parameters},
+            physical_resource_id=cr.PhysicalResourceId.of(name),
+            output_paths=[f"{kind}Arn"],
+        )
+        return cr.AwsCustomResource(
             self,
-            "FlowDefinition",
+            kind,
             on_create=create,
             on_update=create,
-            on_delete=cr.AwsSdkCall(service="SageMaker", action="deleteFlowDefinition", parameters={"FlowDefinitionName": name}),
+            on_delete=cr.AwsSdkCall(service="SageMaker", action=f"delete{kind}", parameters={f"{kind}Name": name}),
             policy=cr.AwsCustomResourcePolicy.from_statements(
                 [
-                    iam.PolicyStatement(actions=["sagemaker:CreateFlowDefinition", "sagemaker:DeleteFlowDefinition"], resources=[arn]),
-                    iam.PolicyStatement(actions=["iam:PassRole"], resources=[self.a2i_role.role_arn]),
+                    iam.PolicyStatement(actions=[f"sagemaker:Create{kind}", f"sagemaker:Delete{kind}"], resources=[arn]),
+                    *extra_statements,
                 ]
             ),
             install_latest_aws_sdk=False,
         )
-        resource.node.add_dependency(self.task_ui)
-        return resource

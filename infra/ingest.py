@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_stepfunctions as sfn
-from infra.nag import acknowledge, acknowledge_object_prefixes, arn_token
 from constructs import Construct
 
 from infra.lambda_image import container_function
+from infra.nag import acknowledge, acknowledge_object_prefixes, arn_token
 from infra.queues import queue_with_dlq
 from infra.settings import EnvironmentSettings
 from infra.storage import Storage
@@ -36,7 +35,6 @@ class Ingest(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         bucket = storage.data_bucket
-        retention = getattr(logs.RetentionDays, settings.log_retention)
         self.queue, self.dead_letter_queue = queue_with_dlq(
             self, "UploadQueue", visibility_timeout=Duration.seconds(INGEST_TIMEOUT.to_seconds() * 6)
         )
@@ -48,8 +46,9 @@ class Ingest(Construct):
             "IngestFunction",
             handler="lambdas.ingest.handler.handler",
             description="Validates and registers uploaded images; quarantines bad ones; starts runs",
-            environment={**environment, "POWERTOOLS_SERVICE_NAME": "boxloop-ingest"},
-            log_retention=retention,
+            service_name="boxloop-ingest",
+            environment=environment,
+            settings=settings,
             timeout=INGEST_TIMEOUT,
             memory_size=1024,
         )
@@ -63,8 +62,9 @@ class Ingest(Construct):
             "ConfigFunction",
             handler="lambdas.config.handler.handler",
             description="Validates an uploaded labelling configuration; starts a run when enough images wait",
-            environment={**environment, "POWERTOOLS_SERVICE_NAME": "boxloop-config"},
-            log_retention=retention,
+            service_name="boxloop-config",
+            environment=environment,
+            settings=settings,
         )
         bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.config), s3.NotificationKeyFilter(prefix=CONFIG_KEY)

@@ -23,10 +23,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from infra.nag import acknowledge, acknowledge_object_prefixes, arn_token
 from constructs import Construct
 
 from infra.lambda_image import container_function
+from infra.nag import acknowledge, acknowledge_object_prefixes, arn_token
 from infra.settings import EnvironmentSettings
 from infra.storage import Storage
 from infra.training_code import write_source_bundle
@@ -158,9 +158,8 @@ class LabellingStateMachine(Construct):
         self, storage: Storage, notifications: sns.ITopic, environment: dict[str, str]
     ) -> dict[str, lambda_.IFunction]:
         functions: dict[str, lambda_.IFunction] = {}
-        retention = getattr(logs.RetentionDays, self._settings.log_retention)
         for name, spec in LOOP_HANDLERS.items():
-            env = {**environment, "POWERTOOLS_SERVICE_NAME": "boxloop-loop"}
+            env = dict(environment)
             if name == "Finalize":
                 env["NOTIFICATION_TOPIC_ARN"] = notifications.topic_arn
             if name == "RegisterPool":
@@ -171,8 +170,9 @@ class LabellingStateMachine(Construct):
                 f"{name}Function",
                 handler=spec.handler,
                 description=spec.description,
+                service_name="boxloop-loop",
                 environment=env,
-                log_retention=retention,
+                settings=self._settings,
                 timeout=Duration.minutes(spec.timeout_minutes),
                 memory_size=spec.memory_mb,
                 ephemeral_storage_mb=spec.ephemeral_storage_mb,

@@ -17,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.nag import acknowledge
+from infra.settings import EnvironmentSettings
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,25 +48,27 @@ def container_function(
     *,
     handler: str,
     description: str,
+    service_name: str,
     environment: Mapping[str, str],
-    log_retention: logs.RetentionDays,
+    settings: EnvironmentSettings,
     timeout: Duration = Duration.minutes(5),
     memory_size: int = 1024,
     ephemeral_storage_mb: int = 512,
     reserved_concurrency: int | None = None,
 ) -> lambda_.DockerImageFunction:
-    """A Lambda running ``handler`` from the shared image, traced, with its own retained log group."""
+    """A Lambda running ``handler`` from the shared image as Powertools service ``service_name``, traced,
+    with its own log group kept for ``settings.log_retention``."""
     log_group = logs.LogGroup(
         scope,
         f"{construct_id}Logs",
-        retention=log_retention,
+        retention=getattr(logs.RetentionDays, settings.log_retention),
     )
     function = lambda_.DockerImageFunction(
         scope,
         construct_id,
         code=image_code(handler),
         description=description,
-        environment=dict(environment),
+        environment={**environment, "POWERTOOLS_SERVICE_NAME": service_name},
         timeout=timeout,
         memory_size=memory_size,
         ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mb),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
-from infra.nag import acknowledge
 from constructs import Construct
+
+from infra.nag import acknowledge
 
 
 def queue_with_dlq(
@@ -21,10 +22,10 @@ def queue_with_dlq(
         retention_period=Duration.days(14),
     )
     acknowledge(
-    dlq,
-    "AwsSolutions-SQS3",
-    "This queue is itself a dead-letter queue.",
-)
+        dlq,
+        "AwsSolutions-SQS3",
+        "This queue is itself a dead-letter queue.",
+    )
     queue = sqs.Queue(
         scope,
         construct_id,

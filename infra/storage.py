@@ -5,9 +5,9 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
-from infra.nag import acknowledge
 from constructs import Construct
 
+from infra.nag import acknowledge
 from infra.settings import EnvironmentSettings
 
 SCRATCH_TAG_KEY = "boxloop-retention"
@@ -36,10 +36,10 @@ class Storage(Construct):
             removal_policy=removal,
         )
         acknowledge(
-    self.access_log_bucket,
-    "AwsSolutions-S1",
-    "This is the access-log bucket itself; logging it into itself would loop.",
-)
+            self.access_log_bucket,
+            "AwsSolutions-S1",
+            "This is the access-log bucket itself; logging it into itself would loop.",
+        )
 
         lifecycle = [
             s3.LifecycleRule(id="ExpireQuarantine", prefix="quarantine/", expiration=Duration.days(settings.quarantine_expiry_days)),
@@ -102,7 +102,7 @@ class Storage(Construct):
         if destroy:
             for table in (self.images_table, self.runs_table, self.idempotency_table):
                 acknowledge(
-    table,
-    "AwsSolutions-DDB3",
-    "dev tables are disposable; point-in-time recovery is on in prod.",
-)
+                    table,
+                    "AwsSolutions-DDB3",
+                    "dev tables are disposable; point-in-time recovery is on in prod.",
+                )

@@ -15,6 +15,7 @@ from functools import cache
 import boto3
 
 from boxloop.models import ImageRecord
+from lambdas.adapters.transactions import transact_once
 
 PENDING_PARTITION = "pending"
 PENDING_INDEX = "pending"
@@ -42,34 +43,27 @@ def _image_item(record: ImageRecord) -> dict:
 
 def register_image(record: ImageRecord) -> bool:
     """Register a new image as pending and count it; False when the image is already registered."""
-    client = _dynamodb()
-    try:
-        client.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": os.environ["IMAGES_TABLE"],
-                        "Item": _image_item(record),
-                        "ConditionExpression": "attribute_not_exists(image_id)",
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": os.environ["RUNS_TABLE"],
-                        "Key": {"pk": {"S": "COUNTER"}, "sk": {"S": "REGISTERED"}},
-                        "UpdateExpression": "ADD #count :one",
-                        "ExpressionAttributeNames": {"#count": "count"},
-                        "ExpressionAttributeValues": {":one": {"N": "1"}},
-                    }
-                },
-            ]
-        )
-    except client.exceptions.TransactionCanceledException as exc:
-        reasons = exc.response.get("CancellationReasons", [])
-        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-            return False
-        raise
-    return True
+    return transact_once(
+        _dynamodb(),
+        [
+            {
+                "Put": {
+                    "TableName": os.environ["IMAGES_TABLE"],
+                    "Item": _image_item(record),
+                    "ConditionExpression": "attribute_not_exists(image_id)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": os.environ["RUNS_TABLE"],
+                    "Key": {"pk": {"S": "COUNTER"}, "sk": {"S": "REGISTERED"}},
+                    "UpdateExpression": "ADD #count :one",
+                    "ExpressionAttributeNames": {"#count": "count"},
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            },
+        ],
+    )
 
 
 def record_duplicate_upload(image_id: str, source_ref: str) -> bool:
@@ -159,12 +153,5 @@ def clear_pending(image_ids: Iterable[str]) -> int:
         except client.exceptions.TransactionCanceledException as exc:
             if not any(r.get("Code") == "ConditionalCheckFailed" for r in exc.response.get("CancellationReasons", [])):
                 raise
-        for image_id in chunk:
-            try:
-                client.transact_write_items(TransactItems=_clear_transaction([image_id]))
-                cleared += 1
-            except client.exceptions.TransactionCanceledException as exc:
-                reasons = exc.response.get("CancellationReasons", [])
-                if not (reasons and reasons[0].get("Code") == "ConditionalCheckFailed"):
-                    raise
+        cleared += sum(transact_once(client, _clear_transaction([image_id])) for image_id in chunk)
     return cleared

@@ -14,6 +14,8 @@ from functools import cache
 import boto3
 from pydantic import BaseModel, Field
 
+from lambdas.adapters.transactions import transact_once
+
 
 @cache
 def _dynamodb():
@@ -142,48 +144,41 @@ def count_human_answer(run_id: str, iteration: int, human_loop_name: str, human_
     to the run's ``human_seconds_used`` and ADDs 1 to the batch's ``done`` (and ``rejected``).
     Returns False when this answer was counted before.
     """
-    client = _dynamodb()
     batch_update = "ADD done :one, rejected :one" if rejected else "ADD done :one"
-    try:
-        client.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": _table(),
-                        "Item": {
-                            "pk": _run_pk(run_id),
-                            "sk": {"S": f"ANSWER#{human_loop_name}"},
-                            "iteration": {"N": str(iteration)},
-                            "human_seconds": {"N": repr(float(human_seconds))},
-                            "rejected": {"BOOL": rejected},
-                        },
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": _table(),
-                        "Key": {"pk": _run_pk(run_id), "sk": {"S": "STATE"}},
-                        "UpdateExpression": "ADD human_seconds_used :seconds",
-                        "ExpressionAttributeValues": {":seconds": {"N": repr(float(human_seconds))}},
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": _table(),
-                        "Key": _batch_key(run_id, iteration),
-                        "UpdateExpression": batch_update,
-                        "ExpressionAttributeValues": {":one": {"N": "1"}},
-                    }
-                },
-            ]
-        )
-    except client.exceptions.TransactionCanceledException as exc:
-        reasons = exc.response.get("CancellationReasons", [])
-        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-            return False
-        raise
-    return True
+    return transact_once(
+        _dynamodb(),
+        [
+            {
+                "Put": {
+                    "TableName": _table(),
+                    "Item": {
+                        "pk": _run_pk(run_id),
+                        "sk": {"S": f"ANSWER#{human_loop_name}"},
+                        "iteration": {"N": str(iteration)},
+                        "human_seconds": {"N": repr(float(human_seconds))},
+                        "rejected": {"BOOL": rejected},
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": _table(),
+                    "Key": {"pk": _run_pk(run_id), "sk": {"S": "STATE"}},
+                    "UpdateExpression": "ADD human_seconds_used :seconds",
+                    "ExpressionAttributeValues": {":seconds": {"N": repr(float(human_seconds))}},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": _table(),
+                    "Key": _batch_key(run_id, iteration),
+                    "UpdateExpression": batch_update,
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            },
+        ],
+    )
 
 
 def mark_batch_success_sent(run_id: str, iteration: int) -> None:

@@ -31,6 +31,7 @@ from boxloop.publish import (
     latest_key,
     manifest_key,
     merge_shard,
+    published_version_of_iteration,
     shard_for,
     shard_name,
     version_name,
@@ -51,12 +52,7 @@ from lambdas.loop.run_layout import RunLayout
 
 def version_of_iteration(layout: RunLayout, latest: VersionIndex | None, iteration: int) -> VersionIndex | None:
     """The published version built for ``iteration``, following the chain back from LATEST."""
-    index = latest
-    while index is not None:
-        if index.iteration == iteration:
-            return index
-        index = read_index(layout, index.previous_version) if index.previous_version is not None else None
-    return None
+    return published_version_of_iteration(latest, iteration, lambda version: read_index(layout, version))
 
 
 def _pending_human_labels(layout: RunLayout, iteration: int, n_shards: int) -> dict[int, list[tuple[int, str]]]:

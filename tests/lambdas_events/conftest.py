@@ -26,9 +26,9 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 from lambdas.adapters import a2i, documents, executions, quarantine, registry, runs, uploads
 from lambdas.human_review import answer
+from tests.moto_account import REGION, FakeLambdaContext, create_tables, set_account_environment
 
 BUCKET = "boxloop-data-test"
-REGION = "us-east-1"
 ADAPTER_CLIENTS = [
     uploads._s3,
     quarantine._s3,
@@ -39,17 +39,6 @@ ADAPTER_CLIENTS = [
     a2i._a2i,
     answer._persistence_layer,
 ]
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "boxloop-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:boxloop-test"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 @dataclass
@@ -128,59 +117,15 @@ def _config_body(overrides: dict) -> bytes:
     return json.dumps({"classes": ["bottle", "can"], "min_images_to_start": 3, **overrides}).encode()
 
 
-def _create_tables(dynamodb) -> None:
-    dynamodb.create_table(
-        TableName="images",
-        KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[
-            {"AttributeName": "image_id", "AttributeType": "S"},
-            {"AttributeName": "pending_partition", "AttributeType": "S"},
-            {"AttributeName": "pending_since", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "pending",
-                "KeySchema": [
-                    {"AttributeName": "pending_partition", "KeyType": "HASH"},
-                    {"AttributeName": "pending_since", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.create_table(
-        TableName="runs",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.create_table(
-        TableName="idempotency",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 @pytest.fixture
 def aws(monkeypatch) -> Aws:
     """A fresh mocked account: bucket with notifications, tables, a trivial state machine."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "DATA_BUCKET": BUCKET,
-        "IMAGES_TABLE": "images",
-        "RUNS_TABLE": "runs",
-        "IDEMPOTENCY_TABLE": "idempotency",
-        "FLOW_DEFINITION_ARN": f"arn:aws:sagemaker:{REGION}:123456789012:flow-definition/boxloop-review",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    set_account_environment(
+        monkeypatch,
+        BUCKET,
+        IDEMPOTENCY_TABLE="idempotency",
+        FLOW_DEFINITION_ARN=f"arn:aws:sagemaker:{REGION}:123456789012:flow-definition/boxloop-review",
+    )
     for client_factory in ADAPTER_CLIENTS:
         client_factory.cache_clear()
     with mock_aws():
@@ -212,7 +157,7 @@ def aws(monkeypatch) -> Aws:
                 ]
             },
         )
-        _create_tables(dynamodb)
+        create_tables(dynamodb, idempotency=True)
         state_machine_arn = stepfunctions.create_state_machine(
             name="boxloop-loop",
             definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}),

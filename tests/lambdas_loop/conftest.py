@@ -27,23 +27,12 @@ from boxloop.qc import WorkerGoldScore
 from lambdas.adapters import documents, notifications, registry, runs, s3_store
 from lambdas.loop.run_layout import RunLayout
 from tests.lambdas_loop.stand_in_detector import predict, truth_boxes
+from tests.moto_account import REGION, create_tables, set_account_environment
 
 BUCKET = "boxloop-loop-test"
-REGION = "us-east-1"
 RUN_ID = "run-1"
 ADAPTER_CLIENTS = [documents._s3, s3_store._s3, registry._dynamodb, runs._dynamodb, notifications._sns]
 CLASSES = ["bottle", "can"]
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "boxloop-loop-test"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:boxloop-loop-test"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 def image_id(number: int) -> str:
@@ -146,52 +135,12 @@ class LoopAws:
             self.s3.put_object(Bucket=BUCKET, Key=f"{self.layout.inference(iteration)}{name}.out", Body=body)
 
 
-def _create_tables(dynamodb) -> None:
-    dynamodb.create_table(
-        TableName="images",
-        KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[
-            {"AttributeName": "image_id", "AttributeType": "S"},
-            {"AttributeName": "pending_partition", "AttributeType": "S"},
-            {"AttributeName": "pending_since", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "pending",
-                "KeySchema": [
-                    {"AttributeName": "pending_partition", "KeyType": "HASH"},
-                    {"AttributeName": "pending_since", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.create_table(
-        TableName="runs",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 @pytest.fixture
 def aws(monkeypatch) -> LoopAws:
     """A fresh mocked account with the data bucket, the images and runs tables, and a notification topic."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "DATA_BUCKET": BUCKET,
-        "IMAGES_TABLE": "images",
-        "RUNS_TABLE": "runs",
-        "LABELING_DEFAULTS": json.dumps({"workforce": {"batch_timeout_seconds": 7200}}),
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    set_account_environment(
+        monkeypatch, BUCKET, LABELING_DEFAULTS=json.dumps({"workforce": {"batch_timeout_seconds": 7200}})
+    )
     monkeypatch.delenv("NOTIFICATION_TOPIC_ARN", raising=False)
     for client_factory in ADAPTER_CLIENTS:
         client_factory.cache_clear()
@@ -199,7 +148,7 @@ def aws(monkeypatch) -> LoopAws:
         s3 = boto3.client("s3", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
-        _create_tables(dynamodb)
+        create_tables(dynamodb)
         runs.claim_active_run(RUN_ID)
         yield LoopAws(s3=s3, dynamodb=dynamodb)
     for client_factory in ADAPTER_CLIENTS:

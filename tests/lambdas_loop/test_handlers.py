@@ -25,7 +25,8 @@ from lambdas.loop import (
 )
 from lambdas.loop.compute_threshold import quality_target
 from lambdas.loop.select_initial_sample import random_sample
-from tests.lambdas_loop.conftest import BUCKET, RUN_ID, FakeLambdaContext, image_id
+from tests.lambdas_loop.conftest import BUCKET, RUN_ID, image_id
+from tests.moto_account import FakeLambdaContext
 
 RUN = {"run_id": RUN_ID, "bucket": BUCKET, "config_key": "config/labeling.json"}
 CONTEXT = FakeLambdaContext()

@@ -19,7 +19,8 @@ from lambdas.loop import (
     select_initial_sample,
     split_train_validation,
 )
-from tests.lambdas_loop.conftest import BUCKET, CLASSES, RUN_ID, FakeLambdaContext
+from tests.lambdas_loop.conftest import BUCKET, CLASSES, RUN_ID
+from tests.moto_account import FakeLambdaContext
 
 RUN = {"run_id": RUN_ID, "bucket": BUCKET, "config_key": "config/labeling.json"}
 CONTEXT = FakeLambdaContext()

@@ -24,7 +24,8 @@ from tests.infra.conftest import synthesize
 from tests.infra.moto_hooks import invoke_in_process
 from tests.infra.test_state_machine_in_moto import _local_substitutions
 from tests.lambdas_loop import stand_in_detector
-from tests.lambdas_loop.conftest import BUCKET, REGION, RUN_ID, FakeLambdaContext
+from tests.lambdas_loop.conftest import BUCKET, RUN_ID
+from tests.moto_account import REGION, FakeLambdaContext
 
 HERE = Path(__file__).parent
 RUN_SECONDS = 60
