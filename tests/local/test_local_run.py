@@ -1,7 +1,8 @@
 """End to end: ``boxloop run`` on a tiny corpus, interrupted mid-iteration and resumed, then its outputs checked.
 
 One run serves every assertion (module fixture): 120 generated 64 px images plus one file
-that is not an image, the tiny detector with the shortest training time, two iterations.
+that is not an image, the tiny detector with the shortest training time, two iterations (the
+random initial sample, then one trained iteration; the budget lets humans label what is left).
 The run is started as a subprocess, terminated once its first manifest version is published
 and saved (so it stops inside iteration 1), and continued with ``--resume``.
 """
@@ -32,12 +33,12 @@ BAD_FILE = "not-really.jpg"
 CONFIG = {
     "classes": list(CLASS_NAMES),
     "quality": {"target_miou": 0.6, "delta": 0.05, "min_validation_images": 5},
-    "human_budget_hours": 1.0,
+    "human_budget_hours": 2.0,
     "initial_sample_size": 40,
     "validation_share": 0.4,
     "human_batch_size": 100,
     "audit_size": 5,
-    "max_iterations": 2,
+    "max_iterations": 1,
     "min_images_to_start": 100,
     "workforce": {"kind": "simulated", "batch_timeout_seconds": 600},
 }
