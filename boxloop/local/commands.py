@@ -29,7 +29,7 @@ DEMO_IMAGES = 1500
 DEMO_IMAGE_SIZE = 256
 DEMO_EASY_SHARE = 0.5
 DETECTORS = ("centernet-effnet-lite0", "tiny")
-DEFAULT_TRAIN_SECONDS = 150
+DEFAULT_TRAIN_SECONDS = 180
 """Training time per iteration locally (the stack's ``training_max_seconds``, at least 60), sized for a CPU."""
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

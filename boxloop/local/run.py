@@ -77,6 +77,8 @@ HUMAN_STATES = frozenset({"LabelInitialSampleByHumans", "LabelUncertainImagesByH
 TRAINING_STATES = frozenset({"TrainDetector", "TrainDetectorFromPreviousModel"})
 INFERENCE_STATE = "RunPoolInference"
 PUBLISH_STATE = "PublishManifestVersion"
+# Newest history events read per poll: enough to find the latest state and the iteration it carries.
+HISTORY_EVENTS_PER_POLL = 40
 ONE_WRITER = 1
 """Uploads and simulated answers go one at a time: each triggers a Lambda that writes DynamoDB
 transactions, and moto's ``TransactWriteItems`` is not safe against concurrent writes to a table."""
@@ -196,31 +198,44 @@ class RunWatcher:
         self._sagemaker = aws.client("sagemaker")
 
     def watch(self, execution_arn: str) -> dict[str, Any]:
-        """Poll until the execution ends; returns its final description."""
+        """Poll until the execution ends; returns its final description.
+
+        Each poll reads only the newest history events; iteration documents and versions are fetched when
+        the state changes (and at the end), so the watcher costs little beside the jobs it watches.
+        """
+        last_step = _StepState()
         while True:
             description = self._sfn.describe_execution(executionArn=execution_arn)
-            step = self._current_step(execution_arn)
+            step = self._current_step(execution_arn, last_step)
             self._progress.update(state=step.name, iteration=step.iteration)
             self._show_step_details(step)
-            self._follow_versions(step)
+            if step != last_step:
+                self._follow_versions(step)
             self._report_workforce_errors()
             if description["status"] != "RUNNING":
                 self._follow_versions(_StepState(name=None))
                 return description
+            last_step = step
             time.sleep(self._poll_seconds)
 
-    def _current_step(self, execution_arn: str) -> _StepState:
+    def _current_step(self, execution_arn: str, previous: _StepState) -> _StepState:
         """The last state entered, and the iteration number the latest state input carried."""
-        events = self._sfn.get_execution_history(executionArn=execution_arn)["events"]
-        step = _StepState()
-        for event in events:
+        events = self._sfn.get_execution_history(
+            executionArn=execution_arn, reverseOrder=True, maxResults=HISTORY_EVENTS_PER_POLL
+        )["events"]
+        step = _StepState(iteration=previous.iteration)
+        # Newest first (moto ignores reverseOrder and maxResults and returns the whole history oldest first).
+        for event in sorted(events, key=lambda event: event["id"], reverse=True):
             if not event["type"].endswith("StateEntered"):
                 continue
             details = event["stateEnteredEventDetails"]
-            step.name = details["name"]
+            step.name = step.name or details["name"]
             iteration = _iteration_of(details.get("input"))
             if iteration is not None:
                 step.iteration = iteration
+                break
+        if step.name is None:
+            step.name = previous.name
         return step
 
     def _show_step_details(self, step: _StepState) -> None:
@@ -429,7 +444,7 @@ def run_locally(
     environment: str = "dev",
     stack_settings: Mapping[str, Any] | None = None,
     console: Console | None = None,
-    poll_seconds: float = 1.0,
+    poll_seconds: float = 2.0,
 ) -> RunResult:
     """Run the loop on the images under ``images_dir`` (see the module docstring); returns where the outputs are.
 
@@ -471,7 +486,7 @@ def resume_locally(
     truth_path: Path,
     *,
     console: Console | None = None,
-    poll_seconds: float = 1.0,
+    poll_seconds: float = 2.0,
 ) -> RunResult:
     """Continue the run ``<out>/latest`` points at from its last published version.
 
