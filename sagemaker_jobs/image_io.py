@@ -18,12 +18,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 MAX_DECODED_PIXELS = 40_000_000
-"""Largest image (width × height) we agree to decode; PIL refuses beyond this (decompression-bomb guard)."""
+"""Largest image (width × height) we agree to decode (decompression-bomb guard), checked from the header before
+decoding. PIL's process-wide ``Image.MAX_IMAGE_PIXELS`` is left alone: other code in the process (the ingest
+header check in the local run) applies limits of its own."""
 
 MAX_WORKING_SIDE = 4096
 """Decoded images whose longer side exceeds this are downsampled on decode (``Image.draft`` for JPEG, then resize)."""
-
-Image.MAX_IMAGE_PIXELS = MAX_DECODED_PIXELS
 
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
