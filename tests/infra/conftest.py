@@ -32,10 +32,10 @@ class Synthesized:
     def asl(self) -> dict:
         """The state machine's definition as plain ASL, every reference replaced by ``<logical id>[.attr]``."""
         (logical_id,) = state_machine_resources(self.template)
-        return resolve_definition(self.template, substitutions=_placeholders(self.template))
+        return resolve_definition(self.template, substitutions=_stand_in_references(self.template))
 
 
-def _placeholders(template: dict) -> dict[str, str]:
+def _stand_in_references(template: dict) -> dict[str, str]:
     values: dict[str, str] = {}
     for logical_id in template["Resources"]:
         values[logical_id] = logical_id

@@ -19,7 +19,7 @@ from moto.awslambda.models import LambdaFunction
 Handler = Callable[[dict, object], object]
 
 
-def placeholder_zip() -> bytes:
+def stand_in_function_zip() -> bytes:
     """A valid deployment package for ``create_function`` (its code never runs)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from infra.asl import resolve_definition
-from tests.infra.moto_hooks import invoke_in_process, placeholder_zip
+from tests.infra.moto_hooks import invoke_in_process, stand_in_function_zip
 
 REGION = "us-east-1"
 
@@ -37,7 +37,7 @@ def _local_substitutions(template: dict) -> dict[str, str]:
         if resource["Type"] == "AWS::Lambda::Function":
             arn = lam.create_function(
                 FunctionName=logical_id, Runtime="python3.11", Role=role, Handler="handler.handler",
-                Code={"ZipFile": placeholder_zip()},
+                Code={"ZipFile": stand_in_function_zip()},
             )["FunctionArn"]
             values[f"{logical_id}.Arn"] = arn
         elif resource["Type"] == "AWS::SQS::Queue":
