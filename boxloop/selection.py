@@ -308,3 +308,21 @@ def select_for_humans(
     else:
         stop_reason = "no_candidates_left"
     return Selection(selected=selected, estimated_seconds=spent, stop_reason=stop_reason)
+
+
+def take_within_budget(
+    items: Iterable[_Item], seconds_of: Callable[[_Item], float], spent: float, budget_seconds: float
+) -> tuple[list[_Item], float]:
+    """Items in order while their estimated seconds keep the total within ``budget_seconds``.
+
+    Stops at the first item that would go over (never skips ahead to a cheaper one); returns the items
+    taken and the new total, starting from ``spent``.
+    """
+    taken: list[_Item] = []
+    for item in items:
+        seconds = seconds_of(item)
+        if spent + seconds > budget_seconds:
+            break
+        taken.append(item)
+        spent += seconds
+    return taken, spent

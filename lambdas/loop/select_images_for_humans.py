@@ -27,7 +27,13 @@ from boxloop.config import LabelingConfig
 from boxloop.labeling_time import expected_label_seconds
 from boxloop.manifest import iter_records
 from boxloop.models import HumanTask, HumanTaskPurpose, LabelRecord
-from boxloop.selection import Candidate, merge_audit_candidates, merge_candidates, select_for_humans
+from boxloop.selection import (
+    Candidate,
+    merge_audit_candidates,
+    merge_candidates,
+    select_for_humans,
+    take_within_budget,
+)
 from lambdas.adapters.documents import iter_document_lines, write_document
 from lambdas.adapters.runs import get_run_state, human_batch
 from lambdas.adapters.s3_store import list_keys, write_jsonl
@@ -118,14 +124,7 @@ def choose_tasks(
     shard_candidates, shard_audit = _read_routed(layout, iteration)
     audit_pick = merge_audit_candidates(shard_audit, config.audit_size, seed)
     prefilled_seconds = seconds_estimator(observed, prefilled=True)
-    spent = 0.0
-    audit: list[Candidate] = []
-    for candidate in audit_pick:
-        seconds = prefilled_seconds(candidate.n_boxes)
-        if spent + seconds > remaining:
-            break
-        audit.append(candidate)
-        spent += seconds
+    audit, spent = take_within_budget(audit_pick, lambda c: prefilled_seconds(c.n_boxes), 0.0, remaining)
     gold_factor = config.qc.gold_share / (1.0 - config.qc.gold_share)
     uncertain_budget = max(remaining - spent, 0.0) / (1.0 + gold_factor)
     selection = select_for_humans(
@@ -140,13 +139,7 @@ def choose_tasks(
     n_gold = math.floor(gold_factor * work + 0.5) if work else 0
     drawn_seconds = seconds_estimator(observed, prefilled=False)
     gold_candidates = gold_pool(layout, iteration, config.label_attribute, seed)[:n_gold] if n_gold else []
-    gold: list[LabelRecord] = []
-    for record in gold_candidates:
-        seconds = drawn_seconds(len(record.boxes))
-        if spent + seconds > remaining:
-            break
-        gold.append(record)
-        spent += seconds
+    gold, spent = take_within_budget(gold_candidates, lambda r: drawn_seconds(len(r.boxes)), spent, remaining)
     tasks = [_task(c, HumanTaskPurpose.AUDIT) for c in audit]
     tasks += [_task(c, HumanTaskPurpose.UNCERTAIN) for c in selection.selected]
     tasks += [

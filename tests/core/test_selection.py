@@ -14,6 +14,7 @@ from boxloop.selection import (
     route_shard,
     routing_confidence,
     select_for_humans,
+    take_within_budget,
     uncertainty,
 )
 
@@ -241,3 +242,10 @@ def test_negative_arguments_are_rejected():
         select_for_humans([], 1, 10.0, lambda c: 1.0, diversity_pool_factor=0)
     with pytest.raises(ValueError, match="seconds_per_image gave -1"):
         select_for_humans([candidate("a", 0.5)], 1, 10.0, lambda c: -1.0)
+
+
+def test_take_within_budget_stops_at_the_first_item_that_does_not_fit():
+    taken, spent = take_within_budget([4.0, 5.0, 3.0, 1.0], lambda seconds: seconds, 2.0, 12.0)
+    assert taken == [4.0, 5.0]
+    assert spent == 11.0
+    assert take_within_budget([], float, 1.0, 1.0) == ([], 1.0)
