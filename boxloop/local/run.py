@@ -190,6 +190,7 @@ class RunWatcher:
         self._workforce = workforce
         self._poll_seconds = poll_seconds
         self._saved_version = saved_version
+        self._save_pending = False
         self._copied_version: int | None = None
         self._metrics_seen: dict[int, IterationMetrics] = {}
         self._errors_reported = 0
@@ -201,7 +202,8 @@ class RunWatcher:
         """Poll until the execution ends; returns its final description.
 
         Each poll reads only the newest history events; iteration documents and versions are fetched when
-        the state changes (and at the end), so the watcher costs little beside the jobs it watches.
+        the state changes, while a state save waits for running Lambdas, and at the end, so the watcher costs
+        little beside the jobs it watches.
         """
         last_step = _StepState()
         while True:
@@ -209,7 +211,7 @@ class RunWatcher:
             step = self._current_step(execution_arn, last_step)
             self._progress.update(state=step.name, iteration=step.iteration)
             self._show_step_details(step)
-            if step != last_step:
+            if step != last_step or self._save_pending:
                 self._follow_versions(step)
             self._report_workforce_errors()
             if description["status"] != "RUNNING":
@@ -314,7 +316,9 @@ class RunWatcher:
                     _tables(self._resources),
                 )
         except InvocationsBusyError:
-            return  # tried again at the next poll
+            self._save_pending = True  # tried again at the next poll
+            return
+        self._save_pending = False
         self._saved_version = version
         self._progress.log(f"published manifest v{version:04d} (iteration {snapshot.iteration}); state saved for --resume")
 
