@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,80 +22,35 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from boxloop.corpus import CLASS_NAMES, CorpusSpec, generate_corpus, load_truth
-from boxloop.quality import coco_map, image_miou
-from sagemaker_jobs.data import LabelledImage, preload
-from sagemaker_jobs.evaluation import boxes_in_original_pixels, predict_preloaded
-from sagemaker_jobs.model import load_model
-from sagemaker_jobs.predictor import (
-    MIN_DECODE_SCORE,
-    Predictor,
-    RawResult,
-    decision_certainty,
-    flip_agreement,
-    image_confidence,
-)
-
-LABEL_ATTRIBUTE = "bounding-box"
+from boxloop.corpus import CLASS_NAMES, CorpusSpec
+from boxloop.quality import image_miou
+from sagemaker_jobs.predictor import RawResult, decision_certainty, flip_agreement, image_confidence
+from simulation.corpus_images import CorpusImage, corpus_images
+from simulation.detector_jobs import DetectorSettings, manifest_lines, run_training_job
+from simulation.evaluation import HeldOutPredictions, labelled_images, predict_held_out, score_held_out
 
 
-def corpus(out_dir: Path, images: int, seed: int) -> tuple[list[LabelledImage], list[str]]:
-    """Generate (once) a corpus and return its labelled images and per-image difficulty."""
-    if not (out_dir / "truth.json").exists():
-        generate_corpus(CorpusSpec(n_images=images, seed=seed), out_dir)
-    truth = json.loads((out_dir / "truth.json").read_text())
-    boxes = load_truth(out_dir / "truth.json")
-    labelled = [
-        LabelledImage(
-            source_ref=str(out_dir / "images" / image["file_name"]),
-            base_dir=out_dir,
-            width=image["width"],
-            height=image["height"],
-            boxes=boxes[image["file_name"]],
-        )
-        for image in truth["images"]
-    ]
-    return labelled, [image["difficulty"] for image in truth["images"]]
+def corpus(out_dir: Path, images: int, seed: int) -> list[CorpusImage]:
+    """Generate (once) a corpus of ``images`` images with ``seed``."""
+    return corpus_images(out_dir, CorpusSpec(n_images=images, seed=seed))
 
 
-def write_manifest(images: list[LabelledImage], path: Path) -> None:
-    """Ground Truth augmented-manifest lines for ``images`` (file:// source refs)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for image in images:
-        label = {
-            "image_size": [{"width": image.width, "height": image.height, "depth": 3}],
-            "annotations": [box.model_dump() for box in image.boxes],
-        }
-        lines.append(json.dumps({"source-ref": f"file://{image.source_ref}", LABEL_ATTRIBUTE: label}))
-    path.write_text("\n".join(lines) + "\n")
-
-
-def run_training(work: Path, args: argparse.Namespace) -> float:
+def run_training(work: Path, train: list[CorpusImage], validation: list[CorpusImage], args: argparse.Namespace) -> float:
     """Run the training job as SageMaker would; returns its wall-clock seconds."""
-    hyperparameters = {
-        "model": "centernet-effnet-lite0",
-        "classes": json.dumps(list(CLASS_NAMES)),
-        "image_size": str(args.image_size),
-        "batch_size": str(args.batch_size),
-        "max_seconds": str(args.max_seconds),
-        "epochs": str(args.epochs),
-        "lr": str(args.lr),
-        "seed": str(args.seed),
-        "num_workers": "2",
-    }
-    environment = {
-        **os.environ,
-        "SM_CHANNEL_TRAIN": str(work / "channels" / "train"),
-        "SM_CHANNEL_VALIDATION": str(work / "channels" / "validation"),
-        "SM_MODEL_DIR": str(work / "model"),
-        "SM_OUTPUT_DATA_DIR": str(work / "output"),
-        "SM_HPS": json.dumps(hyperparameters),
-        "OMP_NUM_THREADS": str(args.threads),
-    }
-    started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "sagemaker_jobs.train"], env=environment, check=True)
-    return time.monotonic() - started
+    settings = DetectorSettings(
+        CLASS_NAMES,
+        image_size=args.image_size,
+        train_seconds=args.max_seconds,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    truth = {image.image_id: list(image.truth) for image in train + validation}
+    hyperparameters = settings.hyperparameters() | {"lr": str(args.lr)}
+    return run_training_job(
+        work, manifest_lines(train, truth), manifest_lines(validation, truth), hyperparameters, args.threads
+    )
 
 
 def confidence_scores(result: RawResult, threshold: float, canvas_size: int) -> dict[str, float]:
@@ -116,38 +69,29 @@ def confidence_scores(result: RawResult, threshold: float, canvas_size: int) -> 
     }
 
 
-def evaluate_held_out(model_dir: Path, images: list[LabelledImage], difficulty: list[str], args: argparse.Namespace) -> dict:
+def evaluate_held_out(model_dir: Path, corpus_images_: list[CorpusImage], args: argparse.Namespace) -> dict:
     """Held-out mAP, image IoU by difficulty, confidence correlations and inference speed."""
-    model = load_model(model_dir)
-    predictor = Predictor(model, "cpu")
-    threshold = model.config.score_threshold
-    data = preload(images, model.config.image_size, num_workers=2)
-    started = time.monotonic()
-    results = predict_preloaded(predictor, data, 32, with_flip=True)
-    seconds_per_image = (time.monotonic() - started) / len(images)
-    all_boxes = boxes_in_original_pixels(results, data, images, MIN_DECODE_SCORE)
-    keys = [str(index) for index in range(len(images))]
-    mean_ap = coco_map(
-        dict(zip(keys, all_boxes)),
-        {key: image.boxes for key, image in zip(keys, images)},
-        {key: (image.width, image.height) for key, image in zip(keys, images)},
-        range(len(CLASS_NAMES)),
-    )
+    images = labelled_images(corpus_images_)
+    predicted = predict_held_out(model_dir, images, args.threads)
+    overall = score_held_out(predicted, images, len(CLASS_NAMES))
+    threshold = predicted.score_threshold
     quality = np.array(
-        [image_miou([b for b in boxes if b.score >= threshold], image.boxes) for boxes, image in zip(all_boxes, images)]
+        [image_miou([b for b in boxes if b.score >= threshold], image.boxes) for boxes, image in zip(predicted.boxes, images)]
     )
-    hard = np.array([level == "hard" for level in difficulty])
+    hard = np.array([image.difficulty == "hard" for image in corpus_images_])
 
     def subset_map(mask: np.ndarray) -> float:
-        chosen = [key for key, keep in zip(keys, mask) if keep]
-        return coco_map(
-            {key: all_boxes[int(key)] for key in chosen},
-            {key: images[int(key)].boxes for key in chosen},
-            {key: (images[int(key)].width, images[int(key)].height) for key in chosen},
-            range(len(CLASS_NAMES)),
-        ).map50
+        chosen = [index for index, keep in enumerate(mask) if keep]
+        subset = HeldOutPredictions(
+            boxes=[predicted.boxes[i] for i in chosen],
+            raw=[predicted.raw[i] for i in chosen],
+            score_threshold=threshold,
+            image_size=predicted.image_size,
+            seconds_per_image=predicted.seconds_per_image,
+        )
+        return score_held_out(subset, [images[i] for i in chosen], len(CLASS_NAMES)).map50
 
-    candidates = [confidence_scores(result, threshold, model.config.image_size) for result in results]
+    candidates = [confidence_scores(result, threshold, predicted.image_size) for result in predicted.raw]
     correlation: dict[str, dict[str, float]] = {}
     for name in candidates[0]:
         values = np.array([candidate[name] for candidate in candidates])
@@ -159,14 +103,14 @@ def evaluate_held_out(model_dir: Path, images: list[LabelledImage], difficulty: 
         }
     return {
         "score_threshold": threshold,
-        "map50": mean_ap.map50,
-        "map50_95": mean_ap.map50_95,
+        "map50": overall.map50,
+        "map50_95": overall.map50_95,
         "map50_easy": subset_map(~hard),
         "map50_hard": subset_map(hard),
-        "miou": float(quality.mean()),
+        "miou": overall.miou,
         "miou_easy": float(quality[~hard].mean()),
         "miou_hard": float(quality[hard].mean()),
-        "inference_seconds_per_image_with_flip": seconds_per_image,
+        "inference_seconds_per_image_with_flip": overall.seconds_per_image,
         "confidence_spearman": correlation,
     }
 
@@ -188,16 +132,14 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = args.work
-    train_images, _ = corpus(work / "corpus-train", args.train_images, seed=101)
-    validation_images, _ = corpus(work / "corpus-validation", args.validation_images, seed=102)
-    held_out, difficulty = corpus(work / "corpus-held-out", args.held_out_images, seed=103)
-    write_manifest(train_images, work / "channels" / "train" / "train.jsonl")
-    write_manifest(validation_images, work / "channels" / "validation" / "validation.jsonl")
-    training_seconds = None if args.skip_training else run_training(work, args)
+    train_images = corpus(work / "corpus-train", args.train_images, seed=101)
+    validation_images = corpus(work / "corpus-validation", args.validation_images, seed=102)
+    held_out = corpus(work / "corpus-held-out", args.held_out_images, seed=103)
+    training_seconds = None if args.skip_training else run_training(work, train_images, validation_images, args)
     report = {
         "training_job_seconds": training_seconds,
         "validation": json.loads((work / "output" / "metrics.json").read_text()),
-        "held_out": evaluate_held_out(work / "model", held_out, difficulty, args),
+        "held_out": evaluate_held_out(work / "model", held_out, args),
         "load_average_1min": os.getloadavg()[0],
     }
     print(json.dumps(report, indent=2))

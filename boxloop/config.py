@@ -37,6 +37,7 @@ class QualityConfig(BaseModel):
     delta: float = Field(default=0.05, gt=0.0, lt=0.5)
     human_parity: HumanParity | None = None
     min_validation_images: int = Field(default=30, ge=5)
+    bound: Literal["betting", "hoeffding-bentkus"] = "betting"
 
 
 class QcConfig(BaseModel):

@@ -3,7 +3,9 @@
 The threshold is the lowest confidence t such that a one-sided (1 - delta)
 lower confidence bound of the mean quality of validation images with
 confidence >= t reaches the target, found by a fixed-sequence test from high t
-to low. The bound is Hoeffding-Bentkus for values in [0, 1].
+to low. The bound is, as configured (``quality.bound``), a betting bound (Waudby-Smith
+and Ramdas, JRSSB 2024; the default: it adapts to the qualities' variance) or
+Hoeffding-Bentkus, both for values in [0, 1].
 """
 
 from __future__ import annotations
@@ -20,6 +22,16 @@ from scipy.special import betainc, rel_entr
 from boxloop.config import HumanParity
 
 _ROOT_TOLERANCE = 1e-10
+
+Bound = Literal["betting", "hoeffding-bentkus"]
+
+BETTING_MAX_BET_AT_TARGET = 0.9
+"""Bets are capped at this / target, so every factor 1 + bet (q - m) stays positive for m up to target / 0.9."""
+
+BETTING_ORDER_SEED = 20240101
+"""Seed of the fixed, data-independent order in which the betting bound sees the validation images."""
+
+_BISECTION_STEPS = 30
 
 
 class ThresholdCurvePoint(BaseModel):
@@ -102,6 +114,68 @@ def hoeffding_bentkus_lower_bound(mean_quality: np.ndarray, n: np.ndarray, delta
     return lower
 
 
+def betting_bets(values: np.ndarray, delta: float, max_bet: float) -> np.ndarray:
+    """Predictable plug-in bets: bet i uses only values before i (Waudby-Smith & Ramdas, JRSSB 2024, eq. 26).
+
+    ``min(sqrt(2 log(1/delta) / (n sigma2_{i-1})), max_bet)`` with the running variance estimate
+    ``sigma2_i = (1/4 + sum_{j<=i} (x_j - mu_j)^2) / (i + 1)``, ``mu_i = (1/2 + sum_{j<=i} x_j) / (i + 1)``.
+    """
+    n = values.size
+    steps = np.arange(1, n + 1)
+    running_mean = (0.5 + np.cumsum(values)) / (steps + 1)
+    running_variance = (0.25 + np.cumsum((values - running_mean) ** 2)) / (steps + 1)
+    previous_variance = np.concatenate([[0.25], running_variance[:-1]])
+    return np.minimum(np.sqrt(2.0 * np.log(1.0 / delta) / (n * previous_variance)), max_bet)
+
+
+def _betting_rejects(values: np.ndarray, bets: np.ndarray, mean: float, delta: float) -> bool:
+    """Whether the capital of betting against "the mean is at most ``mean``" ever reaches 1/delta (Ville)."""
+    with np.errstate(divide="ignore"):
+        log_capital = np.cumsum(np.log1p(bets * (values - mean)))
+    return bool(log_capital.size) and float(log_capital.max()) >= math.log(1.0 / delta)
+
+
+def betting_lower_bound(values: Sequence[float], delta: float, max_bet: float) -> float:
+    """One-sided (1 - delta) lower confidence bound of the mean of i.i.d. values in [0, 1], by betting.
+
+    ``values`` must be in an order that does not depend on them. The capital
+    ``K_t(m) = prod_{i<=t} (1 + bet_i (x_i - m))`` is a nonnegative supermartingale when the mean is at
+    most m (bets ``betting_bets`` are predictable and at most ``max_bet``, and m is at most 1 / the
+    largest bet), so by Ville's inequality ``max_t K_t(m) >= 1/delta`` happens with probability at most
+    delta. The bets do not depend on m, so K is non-increasing in m and the rejected means form an
+    interval [0, L); L is found by bisection and the rejected end is returned (never optimistic).
+    """
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return 0.0
+    bets = betting_bets(x, delta, max_bet)
+    low, high = 0.0, min(1.0, 1.0 / float(bets.max()))
+    if not _betting_rejects(x, bets, low, delta):
+        return 0.0
+    if _betting_rejects(x, bets, high, delta):
+        return high
+    for _ in range(_BISECTION_STEPS):
+        middle = (low + high) / 2
+        low, high = (middle, high) if _betting_rejects(x, bets, middle, delta) else (low, middle)
+    return low
+
+
+def _betting_decisions(
+    c: np.ndarray, q: np.ndarray, thresholds: np.ndarray, target: float, delta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate threshold: the betting lower bound and whether H0 "mean < target" is rejected."""
+    order = np.random.default_rng(BETTING_ORDER_SEED).permutation(c.size)
+    c_fixed, q_fixed = c[order], q[order]
+    max_bet = BETTING_MAX_BET_AT_TARGET / max(target, 1e-9)
+    bounds, rejected = np.empty(thresholds.size), np.empty(thresholds.size, dtype=bool)
+    for index, threshold in enumerate(thresholds):
+        subset = q_fixed[c_fixed >= threshold]
+        rejected[index] = _betting_rejects(subset, betting_bets(subset, delta, max_bet), target, delta)
+        bound = betting_lower_bound(subset, delta, max_bet)
+        bounds[index] = max(bound, target) if rejected[index] else min(bound, np.nextafter(target, 0.0))
+    return bounds, rejected
+
+
 def _validated(confidences: Sequence[float], qualities: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     c = np.asarray(confidences, dtype=float).reshape(-1)
     q = np.asarray(qualities, dtype=float).reshape(-1)
@@ -125,6 +199,7 @@ def choose_threshold(
     target: float,
     delta: float,
     min_count: int = 30,
+    bound: Bound = "betting",
 ) -> ThresholdDecision:
     """The lowest confidence threshold whose auto-labels meet ``target`` mean quality with prob. >= 1 - delta.
 
@@ -134,9 +209,11 @@ def choose_threshold(
     sequence from high to low, skipping those with fewer than ``min_count``
     validation images at or above them. For candidate t, H0(t) "the mean
     quality of images with confidence >= t is below target" is rejected when
-    the Hoeffding-Bentkus lower confidence bound (Bates, Angelopoulos, Lei,
-    Malik, Jordan, "Distribution-Free, Risk-Controlling Prediction Sets",
-    JACM 2021, Prop. 3 / Appendix A) of their mean quality is >= target. The
+    the ``bound``'s lower confidence bound of their mean quality is >= target:
+    Hoeffding-Bentkus (Bates, Angelopoulos, Lei, Malik, Jordan,
+    "Distribution-Free, Risk-Controlling Prediction Sets", JACM 2021, Prop. 3 /
+    Appendix A), or the betting test of ``betting_lower_bound`` (the images in
+    a fixed seeded order, bets capped at 0.9 / target). The
     search stops at the first candidate not rejected; the threshold is the
     lowest one rejected before it, or None (auto-label nothing).
 
@@ -164,14 +241,20 @@ def choose_threshold(
     thresholds = c_desc[group_ends]
     counts = group_ends + 1
     means = np.cumsum(q_desc)[group_ends] / counts
-    lower_bounds = hoeffding_bentkus_lower_bound(means, counts, delta)
+    if bound == "betting":
+        lower_bounds, rejected = _betting_decisions(c, q, thresholds, target, delta)
+    elif bound == "hoeffding-bentkus":
+        lower_bounds = hoeffding_bentkus_lower_bound(means, counts, delta)
+        rejected = lower_bounds >= target
+    else:
+        raise ValueError(f"unknown bound {bound!r}")
     curve = [
         ThresholdCurvePoint(threshold=float(t), n=int(n), mean_quality=float(m), lower_bound=float(lb))
         for t, n, m, lb in zip(thresholds, counts, means, lower_bounds)
     ]
 
     tested = np.flatnonzero(counts >= min_count)
-    passed = lower_bounds[tested] >= target
+    passed = rejected[tested]
     first_kept = int(np.argmin(passed)) if not passed.all() else passed.size
     confidence_pct = f"{100 * (1 - delta):g}%"
     common = {"n_validation": int(c.size), "target": target, "delta": delta, "curve": curve}

@@ -18,6 +18,8 @@ context. Limits of running in-process:
 - What a handler prints to stdout (Powertools' logs and metrics) goes to the function's log in
   moto's CloudWatch Logs, as on AWS, not to the terminal (``HandlerOutput``).
 
+Each invocation's handler time is recorded in ``usage.USAGE`` (the run's ``usage.json``).
+
 ``INVOCATIONS.paused()`` holds new invocations back and waits for running ones to finish,
 so the local run can copy the embedded AWS's state while no handler changes it.
 """
@@ -40,6 +42,7 @@ from typing import Any
 from moto.awslambda.models import LambdaFunction
 
 from boxloop.local.process_environment import PROCESS_ENVIRONMENT
+from boxloop.local.usage import USAGE
 
 Handler = Callable[[Any, Any], Any]
 
@@ -211,11 +214,14 @@ def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str,
     )
     owner = f"Lambda function {function.function_name}"
     with INVOCATIONS.invocation(), PROCESS_ENVIRONMENT.applied(variables, owner=owner), _handler_output() as output:
+        started = time.perf_counter()
         try:
             result = resolve_handler(function.handler)(event, context)
             payload, errored = json.dumps(result), False
         except Exception as exc:  # a handler's failure is the invocation's result, as on AWS
             payload, errored = _error_payload(exc), True
+        elapsed = time.perf_counter() - started
+    USAGE.record_invocation(function.function_name, function.handler, int(function.memory_size), elapsed)
     printed = output.getvalue() if output is not None else ""
     function.logs_backend.ensure_log_group(function.logs_group_name)
     function.save_logs(printed + payload)

@@ -8,7 +8,9 @@
 - ``iterations/<NNNN>/metrics.json`` and ``threshold.json``: each iteration's figures;
 - ``quarantine/``: the reason (``*.reason.json``) of every rejected upload;
 - ``report.json`` and ``report.html``: built here like Finalize builds them (``boxloop.report``), plus
-  the realised quality against the known truth, which Finalize on AWS does not have.
+  the realised quality against the known truth, which Finalize on AWS does not have;
+- ``usage.json``: what the run used of the billed services (``boxloop.local.usage``), written when each
+  process of the run ends (a resumed run's adds the earlier processes').
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from boxloop.config import LabelingConfig, parse_config
+from boxloop.local.usage import RunUsage
 from boxloop.manifest import iter_records, write_bytes_atomic
 from boxloop.models import Box, IterationMetrics, LabelRecord
 from boxloop.publish import LATEST_NAME, iter_version_lines, read_latest_index, verify_version, version_name
@@ -38,6 +41,7 @@ QUARANTINE_DIR = "quarantine"
 QUARANTINE_PREFIX = "quarantine/"
 REASON_SUFFIX = ".reason.json"
 ITERATION_DOCUMENTS = ("metrics.json", "threshold.json")
+USAGE_FILE = "usage.json"
 
 
 class OutputError(RuntimeError):
@@ -188,6 +192,15 @@ def write_report(
     write_bytes_atomic(run_dir / "report.json", json.dumps(report.to_json(), indent=1).encode())
     write_bytes_atomic(run_dir / "report.html", report.to_html().encode())
     return report
+
+
+def write_usage(run_dir: Path, usage: RunUsage) -> RunUsage:
+    """Write ``usage.json``: ``usage`` plus what earlier processes of the same run wrote there; returns the total."""
+    path = run_dir / USAGE_FILE
+    if path.is_file():
+        usage = usage.combined_with(RunUsage.model_validate_json(path.read_bytes()))
+    write_bytes_atomic(path, usage.to_json().encode())
+    return usage
 
 
 def point_latest_at(out_dir: Path, run_id: str) -> Path:

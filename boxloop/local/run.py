@@ -9,7 +9,8 @@
    (``lambdas.config.run_start``) starts the run with every valid image registered;
 5. watch the execution (``RunWatcher``): progress, each published version copied to the output
    folder and the state saved (``snapshot``) while no Lambda runs;
-6. at the end, write the outputs (``outputs``) and point ``<out>/latest`` at the run.
+6. at the end, write the outputs (``outputs``) and point ``<out>/latest`` at the run; ``usage.json``
+   (``boxloop.local.usage``) is written whenever the process ends, interrupted or not.
 
 ``resume_locally`` continues the run under ``<out>/latest`` from its last published version: the
 saved bucket and tables are restored into a fresh ``LocalAws`` before any event is wired, and the
@@ -49,12 +50,14 @@ from boxloop.local.outputs import (
     point_latest_at,
     write_output_manifest,
     write_report,
+    write_usage,
 )
 from boxloop.local.process_environment import PROCESS_ENVIRONMENT
 from boxloop.local.progress import RunProgress
 from boxloop.local.resources import LocalResources, create_resources, synthesize_template
 from boxloop.local.sagemaker_runtime import SageMakerJobCode
 from boxloop.local.snapshot import Snapshot, read_snapshot, restore_snapshot, save_snapshot
+from boxloop.local.usage import USAGE, start_recording, step_functions_usage
 from boxloop.manifest import write_bytes_atomic
 from boxloop.models import Box, IterationMetrics
 from boxloop.publish import latest_key, parse_latest
@@ -433,10 +436,34 @@ def _watch_and_finish(
 ) -> RunResult:
     run_dir = out_dir / spec.run_id
     point_latest_at(out_dir, spec.run_id)
-    with RunProgress(spec.run_id, config.human_budget_seconds, console=console) as progress:
-        watcher = RunWatcher(aws, resources, spec.run_id, run_dir, progress, review, poll_seconds, saved_version)
-        description = watcher.watch(execution_arn)
-    return _finish(aws, resources, spec.run_id, run_dir, out_dir, truth, description, started)
+    report: RunReport | None = None
+    try:
+        with RunProgress(spec.run_id, config.human_budget_seconds, console=console) as progress:
+            watcher = RunWatcher(aws, resources, spec.run_id, run_dir, progress, review, poll_seconds, saved_version)
+            description = watcher.watch(execution_arn)
+        result = _finish(aws, resources, spec.run_id, run_dir, out_dir, truth, description, started)
+        report = result.report
+    finally:
+        _write_usage(aws, resources, spec.run_id, run_dir, execution_arn, report)
+    return result
+
+
+def _write_usage(
+    aws: LocalAws, resources: LocalResources, run_id: str, run_dir: Path, execution_arn: str, report: RunReport | None
+) -> None:
+    """``usage.json`` with what this process recorded (run size from the report, when the run finished)."""
+    step_functions = step_functions_usage(aws.client("stepfunctions"), [execution_arn], resources.definition)
+    usage = USAGE.usage(run_id, resources.stack_name, step_functions)
+    if report is not None:
+        usage = usage.model_copy(
+            update={
+                "images_total": report.images_total,
+                "images_auto_labelled": report.images_auto_labelled,
+                "images_human_labelled": report.images_human_labelled,
+                "iterations": report.iterations,
+            }
+        )
+    write_usage(run_dir, usage)
 
 
 def run_locally(
@@ -463,6 +490,7 @@ def run_locally(
     template = synthesize_template(environment, stack_settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     with _local_process(), LocalAws(job_code=_job_code(out_dir), lambda_environment=LAMBDA_RUNTIME_ENVIRONMENT) as aws:
+        start_recording()
         resources = create_resources(aws, template)
         workforce = SimulatedWorkforce.from_config(truth, config)
         with SimulatedHumanReview(resources, config, workforce, truth, answer_threads=ONE_WRITER) as review:
@@ -518,6 +546,7 @@ def resume_locally(
     )
     template = synthesize_template(spec.environment, spec.stack_settings)
     with _local_process(), LocalAws(job_code=_job_code(out_dir), lambda_environment=LAMBDA_RUNTIME_ENVIRONMENT) as aws:
+        start_recording()
 
         def restore(bucket: str, tables: list[str]) -> None:
             restore_snapshot(aws, run_dir, snapshot, bucket, tables)

@@ -22,6 +22,8 @@ no public plugin API exists):
 - The Step Functions interpreter gets a ``sagemaker`` service: any action request-response, and
   ``createTrainingJob.sync`` / ``createTransformJob.sync`` polling ``Describe*`` until the job ends.
 
+Each job's wall seconds, status and (transforms) input records are recorded in ``usage.USAGE`` when it ends.
+
 Which code runs is ``SageMakerJobCode`` (``sagemaker_jobs/train.py`` and ``sagemaker_jobs.inference``
 unless a caller installs others); the job's image URIs are recorded but not used.
 """
@@ -38,6 +40,7 @@ import sys
 import tarfile
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -66,6 +69,7 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
 from boxloop.local.process_environment import PROCESS_ENVIRONMENT
+from boxloop.local.usage import USAGE, JobUsage
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FAILURE_REASON_LIMIT = 1024
@@ -306,6 +310,7 @@ def run_training_job(job: dict[str, Any], code: SageMakerJobCode) -> list[dict[s
 
 
 def _finish_training(job: Any, request: dict[str, Any], code: SageMakerJobCode) -> None:
+    started = time.monotonic()
     try:
         job.final_metric_data_list = run_training_job(request, code)
         job.training_job_status = job.secondary_status = "Completed"
@@ -316,6 +321,8 @@ def _finish_training(job: Any, request: dict[str, Any], code: SageMakerJobCode) 
         job.failure_reason = _failure_reason(exc)
         job.training_job_status = job.secondary_status = "Failed"
     job.training_end_time = job.last_modified_time = utcnow()
+    seconds = round(time.monotonic() - started, 3)
+    USAGE.record_job("training", JobUsage(job_name=request["name"], status=job.training_job_status, wall_seconds=seconds))
 
 
 def _failure_reason(exc: Exception) -> str:
@@ -390,8 +397,11 @@ def _as_bytes(response: Any) -> bytes:
     return response.encode() if isinstance(response, str) else bytes(response)
 
 
-def run_transform_job(job: dict[str, Any], code: SageMakerJobCode) -> None:
-    """Run one transform job (request fields plus ``ModelDataUrl``) to completion; raises on failure."""
+def run_transform_job(job: dict[str, Any], code: SageMakerJobCode) -> int:
+    """Run one transform job (request fields plus ``ModelDataUrl``) to completion; returns the input records.
+
+    Raises on failure.
+    """
     s3 = _s3_client()
     inference = importlib.import_module(code.inference_module)
     source = job["TransformInput"]["DataSource"]["S3DataSource"]
@@ -410,12 +420,14 @@ def run_transform_job(job: dict[str, Any], code: SageMakerJobCode) -> None:
             **job.get("Environment", {}),
         }.items()
     }
+    records = 0
     with tempfile.TemporaryDirectory(prefix=f"sagemaker-{job['TransformJobName']}-") as model_dir:
         _extract_model(s3, job["ModelDataUrl"], Path(model_dir))
         with PROCESS_ENVIRONMENT.applied(variables, owner=f"transform job {job['TransformJobName']}"):
             model = inference.model_fn(model_dir)
             for key in _keys_under(s3, input_bucket, input_prefix):
                 body = s3.get_object(Bucket=input_bucket, Key=key)["Body"].read()
+                records += sum(1 for line in body.splitlines() if line.strip()) if split_type == "Line" else 1
                 outputs = []
                 try:
                     for payload in mini_batches(body, split_type, job.get("BatchStrategy", "MultiRecord"), max_payload):
@@ -428,16 +440,28 @@ def run_transform_job(job: dict[str, Any], code: SageMakerJobCode) -> None:
                     raise JobFailure(f"ClientError: s3://{input_bucket}/{key}: {type(exc).__name__}: {exc}") from exc
                 relative = _relative_key(key, input_prefix)
                 s3.put_object(Bucket=output_bucket, Key=f"{output_prefix}{relative}.out", Body=b"".join(outputs))
+    return records
 
 
 def _finish_transform(job: Any, request: dict[str, Any], code: SageMakerJobCode) -> None:
+    started = time.monotonic()
+    records = None
     try:
-        run_transform_job(request, code)
+        records = run_transform_job(request, code)
         job.transform_job_status = "Completed"
     except Exception as exc:  # any failure is the job's failure, reported through DescribeTransformJob
         job.failure_reason = _failure_reason(exc)
         job.transform_job_status = "Failed"
     job.transform_end_time = job.last_modified_time = utcnow()
+    USAGE.record_job(
+        "transform",
+        JobUsage(
+            job_name=request["name"],
+            status=job.transform_job_status,
+            wall_seconds=round(time.monotonic() - started, 3),
+            input_records=records,
+        ),
+    )
 
 
 def _create_transform_job(self: Any, **kwargs: Any) -> Any:

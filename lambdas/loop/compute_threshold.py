@@ -76,7 +76,12 @@ def compute_threshold(event: ComputeThresholdEvent) -> dict:
             qualities.append(image_miou(prediction.boxes, reference[prediction.image_id]))
     target, target_decision = quality_target(layout, event.iteration, config)
     decision = choose_threshold(
-        confidences, qualities, target, config.quality.delta, min_count=config.quality.min_validation_images
+        confidences,
+        qualities,
+        target,
+        config.quality.delta,
+        min_count=config.quality.min_validation_images,
+        bound=config.quality.bound,
     )
     document = ThresholdDocument(
         iteration=event.iteration,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -116,29 +116,40 @@ def _task(candidate: Candidate, purpose: HumanTaskPurpose) -> HumanTask:
     )
 
 
-def choose_tasks(
-    layout: RunLayout, iteration: int, config: LabelingConfig, remaining: float, observed: float | None
+def plan_human_tasks(
+    shard_candidates: Sequence[list[Candidate]],
+    shard_audit: Sequence[list[Candidate]],
+    gold_pool: Callable[[], Sequence[LabelRecord]],
+    config: LabelingConfig,
+    iteration: int,
+    remaining: float,
+    observed: float | None,
+    prefilled: bool = True,
 ) -> tuple[list[HumanTask], SelectionRecord]:
-    """Audit, uncertain and gold tasks whose estimated seconds together stay within ``remaining``."""
+    """Audit, uncertain and gold tasks whose estimated seconds together stay within ``remaining``.
+
+    ``shard_candidates`` / ``shard_audit`` are the routed shards' lists; ``gold_pool`` gives the validation
+    labels eligible as gold in pick order (called only when gold is due). ``prefilled`` says whether the
+    tasks show the model's boxes (the estimate of seconds halves when they do).
+    """
     seed = config.seed + iteration
-    shard_candidates, shard_audit = _read_routed(layout, iteration)
     audit_pick = merge_audit_candidates(shard_audit, config.audit_size, seed)
-    prefilled_seconds = seconds_estimator(observed, prefilled=True)
-    audit, spent = take_within_budget(audit_pick, lambda c: prefilled_seconds(c.n_boxes), 0.0, remaining)
+    task_seconds = seconds_estimator(observed, prefilled=prefilled)
+    audit, spent = take_within_budget(audit_pick, lambda c: task_seconds(c.n_boxes), 0.0, remaining)
     gold_factor = config.qc.gold_share / (1.0 - config.qc.gold_share)
     uncertain_budget = max(remaining - spent, 0.0) / (1.0 + gold_factor)
     selection = select_for_humans(
         merge_candidates(shard_candidates, config.human_batch_size * DIVERSITY_POOL_FACTOR),
         config.human_batch_size,
         uncertain_budget,
-        lambda candidate: prefilled_seconds(candidate.n_boxes),
+        lambda candidate: task_seconds(candidate.n_boxes),
         diversity_pool_factor=DIVERSITY_POOL_FACTOR,
     )
     spent += selection.estimated_seconds
     work = len(audit) + len(selection.selected)
     n_gold = math.floor(gold_factor * work + 0.5) if work else 0
     drawn_seconds = seconds_estimator(observed, prefilled=False)
-    gold_candidates = gold_pool(layout, iteration, config.label_attribute, seed)[:n_gold] if n_gold else []
+    gold_candidates = list(gold_pool())[:n_gold] if n_gold else []
     gold, spent = take_within_budget(gold_candidates, lambda r: drawn_seconds(len(r.boxes)), spent, remaining)
     tasks = [_task(c, HumanTaskPurpose.AUDIT) for c in audit]
     tasks += [_task(c, HumanTaskPurpose.UNCERTAIN) for c in selection.selected]
@@ -164,6 +175,22 @@ def choose_tasks(
         stop_reason="budget" if len(audit) < len(audit_pick) else selection.stop_reason,
     )
     return tasks, record
+
+
+def choose_tasks(
+    layout: RunLayout, iteration: int, config: LabelingConfig, remaining: float, observed: float | None
+) -> tuple[list[HumanTask], SelectionRecord]:
+    """``plan_human_tasks`` over this iteration's routed shards and validation labels in S3."""
+    shard_candidates, shard_audit = _read_routed(layout, iteration)
+    return plan_human_tasks(
+        shard_candidates,
+        shard_audit,
+        lambda: gold_pool(layout, iteration, config.label_attribute, config.seed + iteration),
+        config,
+        iteration,
+        remaining,
+        observed,
+    )
 
 
 def select_images_for_humans(event: IterationEvent) -> dict:

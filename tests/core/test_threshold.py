@@ -7,6 +7,8 @@ from scipy.stats import binom
 
 from boxloop.config import HumanParity
 from boxloop.threshold import (
+    betting_bets,
+    betting_lower_bound,
     choose_threshold,
     hoeffding_bentkus_lower_bound,
     hoeffding_bentkus_p_value,
@@ -132,21 +134,23 @@ def test_bad_input_is_named(kwargs, message):
         choose_threshold(**arguments)
 
 
-@pytest.mark.timeout(15)
-def test_guarantee_holds_over_many_calibration_draws_where_a_point_estimate_does_not():
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("bound", "draws"), [("hoeffding-bentkus", 1000), ("betting", 300)])
+def test_guarantee_holds_over_many_calibration_draws_where_a_point_estimate_does_not(bound, draws):
     """Confidence c ~ U(0, 1); quality q ~ Beta with mean 0.35 + 0.6 c (concentration 20).
 
     The true mean quality of the population with c >= t is 0.35 + 0.6 (1 + t) / 2,
     so the target 0.7 is met exactly when t >= 1/6.
     """
-    draws, n_validation, target, delta, tolerance = 1000, 300, 0.7, 0.05, 0.02
+    n_validation, target, delta = 300, 0.7, 0.05
+    tolerance = 2 * math.sqrt(delta * (1 - delta) / draws)  # two binomial standard errors
     rng = np.random.default_rng(20210101)
     guaranteed_misses = point_estimate_misses = nothing_labelled = 0
     for _ in range(draws):
         confidences = rng.uniform(size=n_validation)
         mean_quality = 0.35 + 0.6 * confidences
         qualities = rng.beta(20 * mean_quality, 20 * (1 - mean_quality))
-        decision = choose_threshold(confidences, qualities, target, delta)
+        decision = choose_threshold(confidences, qualities, target, delta, bound=bound)
         if decision.threshold is None:
             nothing_labelled += 1
         elif 0.35 + 0.6 * (1 + decision.threshold) / 2 < target:
@@ -176,3 +180,57 @@ def test_human_parity_target_falls_back_with_a_reason():
 def test_human_parity_target_rejects_out_of_range_quality():
     with pytest.raises(ValueError, match=r"human_qualities\[1\]"):
         human_parity_target([0.5, -0.1], HumanParity())
+
+
+def test_betting_bets_use_only_earlier_values_and_respect_the_cap():
+    values = np.array([0.9, 0.1, 0.8, 0.7, 0.95])
+    bets = betting_bets(values, 0.05, max_bet=1.5)
+    changed = values.copy()
+    changed[3] = 0.0
+    assert np.array_equal(betting_bets(changed, 0.05, 1.5)[:4], bets[:4])  # bet i ignores value i and later ones
+    assert np.all((bets > 0) & (bets <= 1.5))
+
+
+@pytest.mark.timeout(60)
+def test_betting_lower_bound_covers_the_true_mean_in_at_least_1_minus_delta_of_draws():
+    rng = np.random.default_rng(7)
+    draws, n, delta = 2000, 60, 0.05
+    true_mean = 0.85 * 30 / 34 + 0.15 * 0.15  # a mixture like image IoUs: mostly good, some misses
+    misses = 0
+    for _ in range(draws):
+        values = np.where(rng.random(n) < 0.85, rng.beta(30, 4, n), rng.uniform(0.0, 0.3, n))
+        misses += betting_lower_bound(values, delta, max_bet=1.5) > true_mean
+    assert misses / draws <= delta + 2 * math.sqrt(delta * (1 - delta) / draws)
+
+
+def test_betting_bound_is_tighter_than_hoeffding_bentkus_when_qualities_vary_little():
+    rng = np.random.default_rng(3)
+    values = np.clip(rng.normal(0.8, 0.05, 50), 0.0, 1.0)
+    betting = betting_lower_bound(values, 0.05, max_bet=1.5)
+    hoeffding = hoeffding_bentkus_lower_bound(np.array([values.mean()]), np.array([50]), 0.05)[0]
+    assert hoeffding < betting < values.mean()
+
+
+def test_betting_bound_edges():
+    assert betting_lower_bound([], 0.05, 1.5) == 0.0
+    assert betting_lower_bound([0.0] * 40, 0.05, 1.5) == 0.0
+    ones = betting_lower_bound([1.0] * 200, 0.05, 1.5)
+    assert 0.6 < ones <= 1 / 1.5  # capped where the bets stay valid: m at most 1 / the largest bet
+    mixed = [0.5, 0.9] * 50
+    assert betting_lower_bound(mixed, 0.01, 1.0) < betting_lower_bound(mixed, 0.2, 1.0) < 0.7
+
+
+def test_betting_threshold_decision_agrees_with_its_bound():
+    rng = np.random.default_rng(11)
+    confidences = rng.uniform(size=150)
+    qualities = np.clip(0.4 + 0.5 * confidences + rng.normal(0.0, 0.05, 150), 0.0, 1.0)
+    decision = choose_threshold(confidences, qualities, target=0.7, delta=0.05, bound="betting")
+    assert decision.threshold is not None and decision.lower_bound >= 0.7
+    hoeffding = choose_threshold(confidences, qualities, target=0.7, delta=0.05, bound="hoeffding-bentkus")
+    # the tighter bound auto-labels at least as much (None: Hoeffding-Bentkus auto-labels nothing)
+    assert hoeffding.threshold is None or decision.threshold <= hoeffding.threshold
+
+
+def test_unknown_bound_is_named():
+    with pytest.raises(ValueError, match="unknown bound"):
+        choose_threshold([0.5] * 40, [0.9] * 40, 0.6, 0.05, bound="chebyshev")

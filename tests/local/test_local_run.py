@@ -185,6 +185,18 @@ def test_the_interrupted_run_resumes_without_relabelling(finished_run: FinishedR
     assert "resumed" in finished_run.resumed.stdout
 
 
+@pytest.mark.timeout(900)
+def test_usage_json_counts_both_processes_of_the_run(finished_run: FinishedRun) -> None:
+    usage = json.loads((finished_run.run_dir / "usage.json").read_text())
+    assert usage["processes"] == 2 and usage["images_total"] == N_IMAGES and usage["iterations"] == 2
+    assert usage["lambda_invocations"] > 0 and usage["lambda_gb_seconds"] > 0
+    assert all(f["memory_mb"] >= 128 and f["invocations"] > 0 for f in usage["lambda_functions"])
+    transitions = usage["step_functions"]
+    assert transitions["state_transitions"] > transitions["states_entered"] > 0 and transitions["map_child_executions"] > 0
+    assert usage["training_jobs"] and usage["transform_jobs"][-1]["input_records"] > 0
+    assert sum(usage["sqs_messages_sent"].values()) >= N_IMAGES
+
+
 def test_run_without_truth_stops_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "images").mkdir()
     out_dir = tmp_path / "out"

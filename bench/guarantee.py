@@ -1,0 +1,189 @@
+"""Does the stated guarantee hold? Seeded runs: how often realised auto-label quality falls below the target.
+
+Each run generates its own small corpus (seed ``--first-seed + i``), labels boxloop's random initial
+sample with the simulated workforce, splits it into training and validation images as the loop does,
+trains the detector on the training part and infers the rest of the pool and the validation images —
+one iteration of the loop. Then, for each ``--targets`` value, it chooses the threshold from the same
+validation images two ways:
+
+- ``lower-bound`` (boxloop): the lowest threshold whose Hoeffding–Bentkus 95% lower confidence bound of
+  validation mean IoU is ≥ the target (fixed-sequence test);
+- ``point-estimate`` (Ground Truth's rule): the lowest threshold whose validation *mean* IoU is ≥ the target;
+
+auto-labels the pool images at or above it and measures their mean IoU against the known truth. A run
+*fails* at a target when it auto-labelled something whose realised mean IoU is below the target; the goal
+is a failure share ≤ δ = 0.05 for the lower bound. Prints a table, writes ``<work>/guarantee.json`` and a plot.
+
+    .venv/bin/python bench/guarantee.py                       # defaults: 20 runs of 500 images, about 25 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from boxloop.corpus import CorpusSpec  # noqa: E402
+from boxloop.quality import image_miou  # noqa: E402
+from boxloop.selection import routing_confidence  # noqa: E402
+from boxloop.workforce import SimulatedWorkforce  # noqa: E402
+from simulation.bench_run import CLASSES, add_detector_arguments, detector_settings, run_header, say, write_json  # noqa: E402
+from simulation.corpus_images import corpus_images  # noqa: E402
+from simulation.detector_jobs import DetectorJobs  # noqa: E402
+from simulation.loop import Humans, RunState, label_initial_sample, plain_boxes, validation_scores  # noqa: E402
+from simulation.policy import Thresholding, boxloop_policy, choose_by  # noqa: E402
+
+
+def one_run(seed: int, args: argparse.Namespace) -> dict:
+    """One seeded iteration: every target × thresholding rule with its threshold, auto count and realised mIoU."""
+    spec = CorpusSpec(n_images=args.images, easy_share=args.easy_share, seed=seed)
+    images = corpus_images(args.work / f"corpus-{args.images}-s{seed}", spec)
+    policy = boxloop_policy(CLASSES, max_iterations=1, seed=seed)
+    policy = policy.model_copy(update={"config": policy.config.model_copy(update={"initial_sample_size": args.initial})})
+    state = RunState()
+    workforce = SimulatedWorkforce.from_config({i.image_id: list(i.truth) for i in images}, policy.config)
+    label_initial_sample(images, policy, Humans(workforce, policy, state))
+    by_id = {image.image_id: image for image in images}
+    train = [by_id[image_id] for image_id in state.labels]
+    validation = [by_id[image_id] for image_id in state.validation]
+    pool = [i for i in images if i.image_id not in state.labels and i.image_id not in state.validation]
+    jobs = DetectorJobs(
+        args.work / f"jobs-s{seed}",
+        detector_settings(args, train_seconds=args.train_seconds, seed=seed),
+    )
+    labels = {image_id: a.boxes for image_id, a in state.labels.items()} | state.validation
+    model = jobs.train(train, validation, labels, warm_start=None)
+    predictions, _, _ = jobs.infer(model, pool + validation)
+    confidences, qualities = validation_scores(predictions, state.validation)
+    pool_confidence = np.array([routing_confidence(predictions[i.image_id]) for i in pool])
+    pool_quality = np.array([image_miou(plain_boxes(predictions[i.image_id]), i.truth) for i in pool])
+    outcomes = []
+    for target in args.targets:
+        for rule in Thresholding:
+            decision = choose_by(rule, confidences, qualities, policy.config, target)
+            auto = pool_confidence >= decision.threshold if decision.threshold is not None else np.zeros(len(pool), bool)
+            realised = float(pool_quality[auto].mean()) if auto.any() else None
+            outcomes.append(
+                {
+                    "target": target,
+                    "rule": rule.value,
+                    "threshold": decision.threshold,
+                    "lower_bound": decision.lower_bound,
+                    "auto_images": int(auto.sum()),
+                    "realised_miou": realised,
+                    "failed": realised is not None and realised < target,
+                }
+            )
+    return {
+        "seed": seed,
+        "pool_images": len(pool),
+        "validation_images": len(state.validation),
+        "training_images": len(train),
+        "validation_miou": float(np.mean(qualities)),
+        "pool_miou": float(pool_quality.mean()),
+        "outcomes": outcomes,
+    }
+
+
+def summary(runs: list[dict], targets: list[float]) -> list[dict]:
+    """Per target and rule: runs that auto-labelled, failures, failure share, mean auto share and realised mIoU."""
+    rows = []
+    for target in targets:
+        for rule in Thresholding:
+            picked = [o | {"pool": r["pool_images"]} for r in runs for o in r["outcomes"] if o["target"] == target and o["rule"] == rule.value]
+            labelled = [o for o in picked if o["realised_miou"] is not None]
+            failures = sum(o["failed"] for o in picked)
+            rows.append(
+                {
+                    "target": target,
+                    "rule": rule.value,
+                    "runs": len(picked),
+                    "runs_auto_labelling": len(labelled),
+                    "failures": failures,
+                    "failure_share": failures / len(picked),
+                    "mean_auto_share": float(np.mean([o["auto_images"] / o["pool"] for o in picked])),
+                    "mean_realised_miou": float(np.mean([o["realised_miou"] for o in labelled])) if labelled else None,
+                }
+            )
+    return rows
+
+
+def table(rows: list[dict], delta: float) -> str:
+    """The summary as a Markdown table with the goal column."""
+    lines = [
+        "| target | rule | runs | runs that auto-labelled | failures | failure share | mean auto share | mean realised mIoU |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        realised = "–" if row["mean_realised_miou"] is None else f"{row['mean_realised_miou']:.3f}"
+        mark = " (≤ δ)" if row["failure_share"] <= delta else " (> δ)"
+        lines.append(
+            f"| {row['target']:.2f} | {row['rule']} | {row['runs']} | {row['runs_auto_labelling']} | {row['failures']} "
+            f"| {row['failure_share']:.2f}{mark} | {100 * row['mean_auto_share']:.1f}% | {realised} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(runs: list[dict], targets: list[float], path: Path) -> None:
+    """Realised auto-label mIoU per run against each target, lower bound vs point estimate."""
+    figure, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 3.6), squeeze=False)
+    for axis, target in zip(axes[0], targets):
+        for offset, (rule, colour) in enumerate(((Thresholding.LOWER_BOUND, "#4c72b0"), (Thresholding.POINT_ESTIMATE, "#dd8452"))):
+            values = [
+                o["realised_miou"] for r in runs for o in r["outcomes"]
+                if o["target"] == target and o["rule"] == rule.value and o["realised_miou"] is not None
+            ]
+            jitter = np.linspace(-0.15, 0.15, len(values)) if values else []
+            axis.scatter(np.full(len(values), offset) + jitter, values, s=14, color=colour, label=rule.value)
+        axis.axhline(target, linestyle="--", color="grey")
+        axis.set_xticks([0, 1], ["lower bound", "point est."])
+        axis.set_title(f"target {target:.2f}")
+        axis.set_ylabel("realised auto-label mIoU")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("bench-work/guarantee"))
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=1000)
+    parser.add_argument("--images", type=int, default=500, help="corpus size per run")
+    parser.add_argument("--initial", type=int, default=250, help="random initial sample (validation share 0.4)")
+    parser.add_argument("--easy-share", type=float, default=0.5)
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.6, 0.7, 0.8])
+    parser.add_argument("--train-seconds", type=float, default=40.0)
+    add_detector_arguments(parser)
+    parser.add_argument("--plot", type=Path, default=Path("docs/benchmarks/guarantee.png"))
+    args = parser.parse_args(argv)
+    header = run_header("guarantee")
+    delta = boxloop_policy(CLASSES, 1).config.quality.delta
+    runs = []
+    for index in range(args.runs):
+        started = time.monotonic()
+        runs.append(one_run(args.first_seed + index, args))
+        say(f"run {index + 1}/{args.runs} (seed {args.first_seed + index}): pool mIoU {runs[-1]['pool_miou']:.3f}, "
+            f"{time.monotonic() - started:.0f} s")
+    rows = summary(runs, args.targets)
+    write_json(args.work / "guarantee.json", {**header, "delta": delta, "settings": vars(args) | {"work": str(args.work), "plot": str(args.plot)}, "summary": rows, "runs": runs})
+    plot(runs, args.targets, args.plot)
+    print(f"{header['date']} · {header['machine']}")
+    print(table(rows, delta))
+    bound_rows = [row for row in rows if row["rule"] == Thresholding.LOWER_BOUND.value]
+    worst = max(row["failure_share"] for row in bound_rows)
+    print(f"goal (lower-bound failure share ≤ δ = {delta:g} at every target): {'MET' if worst <= delta else 'MISSED'} — worst {worst:.2f}")
+    print(f"results: {args.work / 'guarantee.json'}; plot: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

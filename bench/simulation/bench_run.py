@@ -1,0 +1,77 @@
+"""What every benchmark records beside its figures: when, on what machine, with which command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import get_args
+
+from boxloop.corpus import CLASS_NAMES
+from sagemaker_jobs.model import DEFAULT_ARCHITECTURE, ArchitectureName
+
+from simulation.detector_jobs import DetectorSettings
+
+CLASSES: tuple[str, ...] = CLASS_NAMES
+"""The synthetic corpus's product classes, in class-id order."""
+
+
+def machine() -> str:
+    """A one-line description of this machine (cores, memory, CPU model, load)."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    memory = ""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        total_kb = int(meminfo.read_text().split()[1])
+        memory = f", {total_kb / 2**20:.0f} GiB RAM"
+    return f"{os.cpu_count()} CPU cores ({cpu}){memory}, load average {os.getloadavg()[0]:.1f} at the start"
+
+
+def run_header(benchmark: str) -> dict:
+    """The ``benchmark``, ``date``, ``machine`` and ``command`` fields of a result file."""
+    return {
+        "benchmark": benchmark,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+    }
+
+
+def write_json(path: Path, document: dict) -> None:
+    """Write ``document`` as indented JSON, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1) + "\n")
+
+
+def say(message: str) -> None:
+    """Progress on stderr, so stdout holds only the figures."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
+    """The detector options every policy benchmark takes."""
+    parser.add_argument("--detector", choices=get_args(ArchitectureName), default=DEFAULT_ARCHITECTURE)
+    parser.add_argument("--image-size", type=int, default=128, help="detector input size (corpus images are 256 px)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for training and inference")
+
+
+def detector_settings(args: argparse.Namespace, *, train_seconds: float, seed: int, epochs: int = 1000) -> DetectorSettings:
+    """The training settings of ``add_detector_arguments``' options with this job's budget and seed."""
+    return DetectorSettings(
+        CLASSES,
+        model=args.detector,
+        image_size=args.image_size,
+        threads=args.threads,
+        train_seconds=train_seconds,
+        epochs=epochs,
+        seed=seed,
+    )

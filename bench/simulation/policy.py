@@ -1,0 +1,153 @@
+"""Labelling policies to compare: boxloop with its defaults, and a Ground Truth-style baseline.
+
+A policy is a real ``LabelingConfig`` plus the few choices where Ground Truth's automated labelling works
+differently from boxloop: how the threshold is chosen, whether the human batch is picked for diversity,
+and whether human tasks show the model's boxes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from boxloop.config import HumanParity, LabelingConfig
+from boxloop.threshold import ThresholdDecision, choose_threshold
+
+GROUND_TRUTH_INITIAL_SHARE = 0.10
+"""The Ground Truth-style policy's random initial sample: 10% of the corpus."""
+
+
+class Thresholding(str, Enum):
+    """How the auto-labelling threshold is chosen from the validation images."""
+
+    LOWER_BOUND = "lower-bound"
+    POINT_ESTIMATE = "point-estimate"
+
+
+class Policy(BaseModel):
+    """One way to run the labelling loop."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    summary: str
+    config: LabelingConfig
+    thresholding: Thresholding = Thresholding.LOWER_BOUND
+    diverse_selection: bool = True
+    prefilled_tasks: bool = True
+
+
+def point_estimate_threshold(
+    confidences: Sequence[float], qualities: Sequence[float], target: float, delta: float, min_count: int
+) -> ThresholdDecision:
+    """The lowest threshold whose validation images (at least ``min_count``) have a *mean* quality ≥ ``target``.
+
+    Ground Truth's rule: the sample mean stands in for the population's, so about half of the time the
+    auto-labels at a threshold near the boundary fall short of the target. ``delta`` only fills the record.
+    """
+    curve = choose_threshold(confidences, qualities, target, delta, min_count=min_count).curve
+    passing = [point for point in curve if point.n >= min_count and point.mean_quality >= target]
+    common = {"n_validation": len(confidences), "target": target, "delta": delta, "curve": curve}
+    if not passing:
+        return ThresholdDecision(
+            threshold=None,
+            lower_bound=None,
+            n_validation_above=0,
+            statement=f"nothing is auto-labelled: no {min_count}+ validation images reach mean IoU {target:.2f}",
+            **common,
+        )
+    chosen = min(passing, key=lambda point: point.threshold)
+    return ThresholdDecision(
+        threshold=chosen.threshold,
+        lower_bound=None,
+        n_validation_above=chosen.n,
+        statement=(
+            f"the {chosen.n} validation images with confidence ≥ {chosen.threshold:.3f} have mean IoU "
+            f"{chosen.mean_quality:.2f} ≥ {target:.2f} (a point estimate, no confidence bound)"
+        ),
+        **common,
+    )
+
+
+def choose_by(
+    thresholding: Thresholding, confidences: Sequence[float], qualities: Sequence[float], config: LabelingConfig, target: float
+) -> ThresholdDecision:
+    """The threshold decision of ``thresholding`` for this validation set and target."""
+    arguments = (np.asarray(confidences, dtype=float), np.asarray(qualities, dtype=float), target, config.quality.delta)
+    if thresholding == Thresholding.POINT_ESTIMATE:
+        return point_estimate_threshold(*arguments, min_count=config.quality.min_validation_images)
+    return choose_threshold(*arguments, min_count=config.quality.min_validation_images, bound=config.quality.bound)
+
+
+def _config(classes: Sequence[str], max_iterations: int, seed: int, **overrides: object) -> LabelingConfig:
+    return LabelingConfig.model_validate(
+        {
+            "classes": list(classes),
+            "max_iterations": max_iterations,
+            "seed": seed,
+            "workforce": {"kind": "simulated", "seed": seed},
+            **overrides,
+        }
+    )
+
+
+def boxloop_policy(classes: Sequence[str], max_iterations: int, seed: int = 0) -> Policy:
+    """boxloop with its default configuration (except the iteration cap)."""
+    return Policy(
+        name="boxloop",
+        summary="defaults: 300 random images first, lower-bound threshold, uncertain × diverse batches "
+        "with pre-filled boxes, audit slice and gold images",
+        config=_config(classes, max_iterations, seed),
+    )
+
+
+HUMAN_PARITY = HumanParity(min_measured_images=10, fallback_target_miou=0.95)
+"""Parity as a user who wants auto-labels as good as people's would set it: nothing is auto-labelled (target
+0.95) until 10 gold answers have measured the people, which the default gold share gives after one batch."""
+
+
+def human_parity_policy(classes: Sequence[str], max_iterations: int, seed: int = 0) -> Policy:
+    """boxloop whose target is the measured human-label quality (gold images) minus the default margin."""
+    return Policy(
+        name="boxloop-human-parity",
+        summary="boxloop with quality.human_parity: target = people's mean IoU on gold images − 0.02, "
+        "0.95 until 10 gold answers exist",
+        config=_config(classes, max_iterations, seed, quality={"human_parity": HUMAN_PARITY.model_dump()}),
+    )
+
+
+def ground_truth_style_policy(classes: Sequence[str], n_images: int, max_iterations: int, seed: int = 0) -> Policy:
+    """Ground Truth's automated labelling as the issue describes it, on the same detector and workforce.
+
+    10% random initial sample, a point-estimate threshold, the most uncertain images in fixed batches
+    (no diversity), no audit slice, no gold images, and tasks drawn from scratch (no pre-filled boxes).
+    """
+    return Policy(
+        name="ground-truth-style",
+        summary="10% random images first, point-estimate threshold, most-uncertain fixed batches, "
+        "no audit, no gold, boxes drawn from scratch",
+        config=_config(
+            classes,
+            max_iterations,
+            seed,
+            initial_sample_size=max(10, round(GROUND_TRUTH_INITIAL_SHARE * n_images)),
+            audit_size=0,
+            qc={"gold_share": 0.0},
+        ),
+        thresholding=Thresholding.POINT_ESTIMATE,
+        diverse_selection=False,
+        prefilled_tasks=False,
+    )
+
+
+def all_manual_policy(classes: Sequence[str], seed: int = 0) -> Policy:
+    """Every image boxed by people from scratch (the configuration supplies QC rules and the workforce)."""
+    return Policy(
+        name="all-manual",
+        summary="every image boxed by people from scratch",
+        config=_config(classes, 1, seed),
+        prefilled_tasks=False,
+    )
