@@ -2,12 +2,15 @@
 
 Inputs (paths relative to the repository root):
 
-- ``--efficiency`` (default ``bench-work/efficiency/efficiency.json``, where ``bench/efficiency.py`` writes it).
+- ``--efficiency`` (default ``docs/benchmarks/efficiency.json``, where ``bench/efficiency.py`` writes it).
   Per policy: training seconds and pool-inference images per trained iteration, auto- and human-labelled
   images, human hours. ``boxloop`` is priced as a boxloop run, ``ground-truth-style`` as Ground Truth's
-  automated labelling, ``all-manual`` as Ground Truth without it (``boxloop-human-parity`` reuses
-  boxloop's models, so its own compute is not measured: it is left out).
-- ``--usage`` (default ``out/latest/usage.json``, what ``make demo`` leaves): a local run's ``usage.json``
+  automated labelling, ``all-manual`` as Ground Truth without it (``boxloop-human-parity`` is left out:
+  its first model is boxloop's, shared and counted once). boxloop's batch transform is priced on the whole
+  pool every trained iteration, as the deployed stack runs it; the Ground Truth-style policy's on the
+  images it inferred.
+- ``--usage`` (default ``docs/benchmarks/local-run-usage.json``, kept from a local run; every ``boxloop run``
+  / ``make demo`` writes one to its output folder): a local run's ``usage.json``
   (``boxloop.local.usage``): Lambda invocations and GB-seconds per function, Step Functions state
   transitions, SQS messages, and the run's size. Its counts are scaled to the efficiency run's size:
   ingest by images; the human-answer Lambda by human-labelled images; ``RouteShard`` and the Distributed
@@ -270,10 +273,9 @@ class CostInputs:
     inference_seconds_per_image: float = 0.147
 
 
-def sagemaker_cost(policy: PolicyFigures, inputs: CostInputs) -> tuple[float, float]:
-    """(training, transform) dollars of ``policy``'s measured run."""
+def sagemaker_cost(policy: PolicyFigures, inputs: CostInputs, inference_images: int) -> tuple[float, float]:
+    """(training, transform) dollars of ``policy``'s measured run with ``inference_images`` pool predictions."""
     training_seconds = sum(iteration.train_seconds for iteration in policy.iterations)
-    inference_images = sum(iteration.inference_images for iteration in policy.iterations)
     transform_seconds = inference_images * inputs.inference_seconds_per_image
     return (
         training_seconds / 3600 * INSTANCE_HOUR[inputs.training_instance].usd,
@@ -304,7 +306,9 @@ def boxloop_compute(policy: PolicyFigures, images: int, usage: RunUsage, inputs:
         count * _ratio(target, measured, "images" if queue.startswith(INGEST_QUEUE_PREFIX) else "iterations")
         for queue, count in usage.sqs_messages_sent.items()
     )
-    training, transform = sagemaker_cost(policy, inputs)
+    # the deployed stack's RunPoolInference reads the whole pool every trained iteration (the benchmark
+    # harness infers only unlabelled and validation images), so the stack's transform is priced on that
+    training, transform = sagemaker_cost(policy, inputs, images * policy.trained_iterations)
     return ComputeCost(
         training=training,
         transform=transform,
@@ -318,7 +322,8 @@ def boxloop_compute(policy: PolicyFigures, images: int, usage: RunUsage, inputs:
 
 def ground_truth_compute(policy: PolicyFigures, images: int, inputs: CostInputs) -> ComputeCost:
     """Ground Truth's automated labelling: its training and inference jobs (its orchestration is in its fee)."""
-    training, transform = sagemaker_cost(policy, inputs)
+    measured_inference = sum(iteration.inference_images for iteration in policy.iterations)
+    training, transform = sagemaker_cost(policy, inputs, measured_inference)
     return ComputeCost(training, transform, 0.0, 0.0, 0.0, 0.0, s3_request_cost(policy, images))
 
 
@@ -507,8 +512,8 @@ def print_report(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--efficiency", type=Path, default=PROJECT_ROOT / "bench-work" / "efficiency" / "efficiency.json")
-    parser.add_argument("--usage", type=Path, default=PROJECT_ROOT / "out" / "latest" / "usage.json")
+    parser.add_argument("--efficiency", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks" / "efficiency.json")
+    parser.add_argument("--usage", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks" / "local-run-usage.json")
     parser.add_argument("--inference-seconds-per-image", type=float, default=CostInputs.inference_seconds_per_image)
     parser.add_argument("--training-instance", choices=sorted(INSTANCE_HOUR), default=CostInputs.training_instance)
     parser.add_argument("--transform-instance", choices=sorted(INSTANCE_HOUR), default=CostInputs.transform_instance)

@@ -5,14 +5,13 @@ iterations, then a final human pass over anything left) over a generated corpus,
 twice with identical settings, seed and number of epochs — once on boxloop's final labels (auto and human),
 once on the corpus's true boxes — and scores both on a separate held-out corpus with known truth.
 Goal: mAP@0.5 (boxloop labels) / mAP@0.5 (true labels) ≥ 0.97. Prints a table, writes
-``<work>/downstream.json`` and a plot.
+``docs/benchmarks/downstream.json`` (``--json``) and a plot.
 
     .venv/bin/python bench/downstream.py                      # defaults: 2,000 + 400 held-out images, about 25 min
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,7 +23,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 from boxloop.corpus import CorpusSpec  # noqa: E402
 from boxloop.quality import mean_image_miou  # noqa: E402
 from boxloop.workforce import SimulatedWorkforce  # noqa: E402
-from simulation.bench_run import CLASSES, add_detector_arguments, detector_settings, run_header, say, write_json  # noqa: E402
+from simulation.bench_run import (  # noqa: E402
+    CLASSES,
+    benchmark_parser,
+    detector_settings,
+    run_header,
+    save_figure,
+    say,
+    write_json,
+)
 from simulation.corpus_images import corpus_images  # noqa: E402
 from simulation.detector_jobs import DetectorJobs  # noqa: E402
 from simulation.evaluation import HeldOutScore, labelled_images, predict_held_out, score_held_out  # noqa: E402
@@ -49,15 +56,11 @@ def plot(scores: dict[str, HeldOutScore], path: Path) -> None:
     axis.set_ylim(0, 1.08)
     axis.set_ylabel("held-out score")
     axis.legend(loc="lower right")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=Path("bench-work/downstream"))
+    parser = benchmark_parser(__doc__, "downstream")
     parser.add_argument("--images", type=int, default=2000, help="corpus labelled by boxloop, then trained on")
     parser.add_argument("--held-out", type=int, default=400, help="held-out corpus with known truth")
     parser.add_argument("--seed", type=int, default=0)
@@ -65,8 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop-iterations", type=int, default=2)
     parser.add_argument("--loop-train-seconds", type=float, default=90.0)
     parser.add_argument("--epochs", type=int, default=8, help="training budget of each compared detector")
-    add_detector_arguments(parser)
-    parser.add_argument("--plot", type=Path, default=Path("docs/benchmarks/downstream.png"))
     args = parser.parse_args(argv)
     header = run_header("downstream")
     images = corpus_images(args.work / f"corpus-{args.images}-s{args.seed}", CorpusSpec(n_images=args.images, seed=args.seed))
@@ -105,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         met = ratio >= GOAL_MAP_RATIO
         verdict = f"goal (mAP@0.5 ratio ≥ {GOAL_MAP_RATIO}): {'MET' if met else 'MISSED'} — ratio {ratio:.3f}"
     write_json(
-        args.work / "downstream.json",
+        args.json,
         {
             **header,
-            "settings": vars(args) | {"work": str(args.work), "plot": str(args.plot)},
+            "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
             "labelling": labelled.model_dump(mode="json") | {"label_miou_vs_truth": label_quality},
             "training_seconds": seconds,
             "held_out": {name: score.model_dump() for name, score in scores.items()},
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, score in scores.items():
         print(f"| {name} | {score.map50:.3f} | {score.map50_95:.3f} | {score.miou:.3f} | {seconds[name]:.0f} |")
     print(verdict)
-    print(f"results: {args.work / 'downstream.json'}; plot: {args.plot}")
+    print(f"results: {args.json}; plot: {args.plot}")
     return 0
 
 

@@ -12,7 +12,7 @@ pool predictor, at ``--image-size`` px on the CPU) and the same simulated workfo
 
 Every loop gets the same iteration cap and training time per iteration; what a loop leaves unlabelled at
 the end is labelled by people in a final pass, so each figure is the cost of a fully labelled corpus.
-Prints a table, writes ``<work>/efficiency.json`` and a plot.
+Prints a table, writes ``docs/benchmarks/efficiency.json`` (``--json``) and a plot.
 
     .venv/bin/python bench/efficiency.py                      # defaults: 4,000 images, about 25 min
     .venv/bin/python bench/efficiency.py --images 1000 --max-iterations 2 --train-seconds 60
@@ -20,7 +20,6 @@ Prints a table, writes ``<work>/efficiency.json`` and a plot.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -31,7 +30,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from boxloop.corpus import CorpusSpec  # noqa: E402
 from boxloop.workforce import SimulatedWorkforce  # noqa: E402
-from simulation.bench_run import CLASSES, add_detector_arguments, detector_settings, run_header, say, write_json  # noqa: E402
+from simulation.bench_run import (  # noqa: E402
+    CLASSES,
+    benchmark_parser,
+    detector_settings,
+    run_header,
+    save_figure,
+    say,
+    write_json,
+)
 from simulation.corpus_images import corpus_images  # noqa: E402
 from simulation.detector_jobs import DetectorJobs  # noqa: E402
 from simulation.loop import PolicyResult, all_manual, run_policy  # noqa: E402
@@ -96,22 +103,16 @@ def plot(results: list[PolicyResult], target: float, path: Path) -> None:
     quality_axis.set_ylabel("realised mean image IoU vs truth")
     quality_axis.tick_params(axis="x", rotation=20)
     quality_axis.legend(loc="lower right")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=Path("bench-work/efficiency"), help="corpus, jobs and results")
+    parser = benchmark_parser(__doc__, "efficiency")
     parser.add_argument("--images", type=int, default=4000)
     parser.add_argument("--easy-share", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0, help="corpus, sampling and workforce seed")
     parser.add_argument("--max-iterations", type=int, default=3, help="trained iterations per loop")
     parser.add_argument("--train-seconds", type=float, default=120.0, help="training time per iteration")
-    add_detector_arguments(parser)
-    parser.add_argument("--plot", type=Path, default=Path("docs/benchmarks/efficiency.png"))
     args = parser.parse_args(argv)
 
     header = run_header("efficiency")
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "verdict": verdict(by_name),
         "policies": [r.model_dump(mode="json") for r in results],
     }
-    write_json(args.work / "efficiency.json", document)
+    write_json(args.json, document)
     plot(results, policies[1].config.quality.target_miou, args.plot)
     print(f"{header['date']} · {header['machine']}")
     print(table(results))
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         for it in r.iterations:
             print(f"  {r.name} iteration {it.iteration}: {it.statement}")
-    print(f"results: {args.work / 'efficiency.json'}; plot: {args.plot}")
+    print(f"results: {args.json}; plot: {args.plot}")
     return 0
 
 

@@ -12,7 +12,7 @@ validation images two ways:
 
 auto-labels the pool images at or above it and measures their mean IoU against the known truth. A run
 *fails* at a target when it auto-labelled something whose realised mean IoU is below the target; the goal
-is a failure share ≤ δ = 0.05 for the lower bound. Prints a table, writes ``<work>/guarantee.json`` and a plot.
+is a failure share ≤ δ = 0.05 for the lower bound. Prints a table, writes ``docs/benchmarks/guarantee.json`` (``--json``) and a plot.
 
     .venv/bin/python bench/guarantee.py                       # defaults: 20 runs of 500 images, about 25 min
 """
@@ -34,7 +34,15 @@ from boxloop.corpus import CorpusSpec  # noqa: E402
 from boxloop.quality import image_miou  # noqa: E402
 from boxloop.selection import routing_confidence  # noqa: E402
 from boxloop.workforce import SimulatedWorkforce  # noqa: E402
-from simulation.bench_run import CLASSES, add_detector_arguments, detector_settings, run_header, say, write_json  # noqa: E402
+from simulation.bench_run import (  # noqa: E402
+    CLASSES,
+    benchmark_parser,
+    detector_settings,
+    run_header,
+    save_figure,
+    say,
+    write_json,
+)
 from simulation.corpus_images import corpus_images  # noqa: E402
 from simulation.detector_jobs import DetectorJobs  # noqa: E402
 from simulation.loop import Humans, RunState, label_initial_sample, plain_boxes, validation_scores  # noqa: E402
@@ -146,15 +154,11 @@ def plot(runs: list[dict], targets: list[float], path: Path) -> None:
         axis.set_xticks([0, 1], ["lower bound", "point est."])
         axis.set_title(f"target {target:.2f}")
         axis.set_ylabel("realised auto-label mIoU")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=Path("bench-work/guarantee"))
+    parser = benchmark_parser(__doc__, "guarantee")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--images", type=int, default=500, help="corpus size per run")
@@ -162,8 +166,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--easy-share", type=float, default=0.5)
     parser.add_argument("--targets", type=float, nargs="+", default=[0.6, 0.7, 0.8])
     parser.add_argument("--train-seconds", type=float, default=40.0)
-    add_detector_arguments(parser)
-    parser.add_argument("--plot", type=Path, default=Path("docs/benchmarks/guarantee.png"))
     args = parser.parse_args(argv)
     header = run_header("guarantee")
     delta = boxloop_policy(CLASSES, 1).config.quality.delta
@@ -174,14 +176,14 @@ def main(argv: list[str] | None = None) -> int:
         say(f"run {index + 1}/{args.runs} (seed {args.first_seed + index}): pool mIoU {runs[-1]['pool_miou']:.3f}, "
             f"{time.monotonic() - started:.0f} s")
     rows = summary(runs, args.targets)
-    write_json(args.work / "guarantee.json", {**header, "delta": delta, "settings": vars(args) | {"work": str(args.work), "plot": str(args.plot)}, "summary": rows, "runs": runs})
+    write_json(args.json, {**header, "delta": delta, "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}, "summary": rows, "runs": runs})
     plot(runs, args.targets, args.plot)
     print(f"{header['date']} · {header['machine']}")
     print(table(rows, delta))
     bound_rows = [row for row in rows if row["rule"] == Thresholding.LOWER_BOUND.value]
     worst = max(row["failure_share"] for row in bound_rows)
     print(f"goal (lower-bound failure share ≤ δ = {delta:g} at every target): {'MET' if worst <= delta else 'MISSED'} — worst {worst:.2f}")
-    print(f"results: {args.work / 'guarantee.json'}; plot: {args.plot}")
+    print(f"results: {args.json}; plot: {args.plot}")
     return 0
 
 

@@ -256,7 +256,6 @@ class LabellingStateMachine(Construct):
 
     # --------------------------------------------------------------- definition
     def _definition(self, bucket: s3.IBucket, human_review_queue: sqs.IQueue) -> sfn.IChainable:
-        settings = self._settings
         run_failed = sfn.Fail(
             self, "RunFailed", comment="The failure is recorded under runs/<run>/failures/; resume from the last published version.",
             error_path="$.failure.Error", cause_path="$.failure.Cause",

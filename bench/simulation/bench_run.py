@@ -12,10 +12,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import get_args
 
-from boxloop.corpus import CLASS_NAMES
-from sagemaker_jobs.model import DEFAULT_ARCHITECTURE, ArchitectureName
+import matplotlib
 
-from simulation.detector_jobs import DetectorSettings
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from boxloop.corpus import CLASS_NAMES  # noqa: E402
+from sagemaker_jobs.model import DEFAULT_ARCHITECTURE, ArchitectureName  # noqa: E402
+
+from simulation.detector_jobs import DetectorSettings  # noqa: E402
 
 CLASSES: tuple[str, ...] = CLASS_NAMES
 """The synthetic corpus's product classes, in class-id order."""
@@ -75,3 +81,22 @@ def detector_settings(args: argparse.Namespace, *, train_seconds: float, seed: i
         epochs=epochs,
         seed=seed,
     )
+
+
+def benchmark_parser(description: str, name: str) -> argparse.ArgumentParser:
+    """A benchmark's options: ``--work`` (corpora and jobs), ``--json`` and ``--plot`` (results, by default in
+    ``docs/benchmarks/``) and the detector options; the script adds its own."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("bench-work") / name, help="corpora and training jobs")
+    parser.add_argument("--json", type=Path, default=Path("docs/benchmarks") / f"{name}.json", help="results file")
+    parser.add_argument("--plot", type=Path, default=Path("docs/benchmarks") / f"{name}.png", help="plot file")
+    add_detector_arguments(parser)
+    return parser
+
+
+def save_figure(figure: Figure, path: Path) -> None:
+    """Write a matplotlib figure as a PNG, creating the folder, and release it."""
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -15,6 +15,7 @@ charged like any other task; the result says how many images that was.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -124,10 +125,16 @@ class Humans:
         self.workforce = workforce
         self.config = policy.config
         self.state = state
+        self.asks: Counter[str] = Counter()
 
     def label(self, image: CorpusImage, prefill: Sequence[Box] | None) -> list[Box] | None:
-        """An accepted answer, or None when ``MAX_ATTEMPTS`` answers all broke a QC rule."""
-        for attempt in range(MAX_ATTEMPTS):
+        """An accepted answer, or None when ``MAX_ATTEMPTS`` answers all broke a QC rule.
+
+        Every ask of an image goes to the next worker (a gold image is not answered by whoever labelled it).
+        """
+        for _ in range(MAX_ATTEMPTS):
+            attempt = self.asks[image.image_id]
+            self.asks[image.image_id] += 1
             answer = self.workforce.answer(image.image_id, image.width, image.height, prefill=prefill, attempt=attempt)
             self.state.seconds += answer.time_spent_seconds
             self.state.answers += 1

@@ -110,9 +110,15 @@ class SimulatedHumanReview:
         loop_name = human_loop_name(request.run_id, request.iteration, task.image_id)
         loop_input = human_loop_input(task, self._config.classes, request.run_id, request.iteration, request.tasks_key)
         answers = []
-        for attempt in range(self._config.qc.workers_per_image):
+        workers = self._config.qc.workers_per_image
+        for worker in range(workers):
+            # asks in later iterations (gold images, re-queued images) go to other workers, as on A2I
             answer = self._workforce.answer(
-                task.image_id, task.width, task.height, prefill=task.prefill or None, attempt=attempt
+                task.image_id,
+                task.width,
+                task.height,
+                prefill=task.prefill or None,
+                attempt=request.iteration * workers + worker,
             )
             answers.append(
                 {

@@ -102,7 +102,8 @@ def test_per_1000_auto_labels_adds_every_component(cost: ModuleType) -> None:
 
     measured = report["measured_run"]["compute"]
     assert measured["training"] == pytest.approx(0.736)  # one hour of ml.g4dn.xlarge
-    assert measured["transform"] == pytest.approx(3600 * 0.1 / 3600 * 0.204)
+    # the stack's transform reads the whole pool (4,000 images) each trained iteration
+    assert measured["transform"] == pytest.approx(4000 * 0.1 / 3600 * 0.204)
     assert measured["lambda_requests"] == pytest.approx(4002 * 0.20 / 1e6)
     assert measured["lambda_duration"] == pytest.approx((400.0 + 20.0) * 0.0000166667)  # 4000 × 0.1 s × 1 GB + 10 s × 2 GB
     assert measured["step_functions"] == pytest.approx(40 * 0.025 / 1000)

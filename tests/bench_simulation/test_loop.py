@@ -8,7 +8,7 @@ import pytest
 from simulation.bench_run import CLASSES
 from simulation.corpus_images import CorpusImage
 from simulation.detector_jobs import DetectorJobs, DetectorSettings
-from simulation.loop import all_manual, run_policy
+from simulation.loop import Humans, RunState, all_manual, run_policy
 from simulation.policy import all_manual_policy, boxloop_policy, ground_truth_style_policy, human_parity_policy
 
 from boxloop.workforce import SimulatedWorkforce
@@ -79,3 +79,15 @@ def test_training_job_failure_names_the_job(tiny_corpus: list[CorpusImage], tmp_
     broken = DetectorJobs(tmp_path, DetectorSettings(("only-class",), model="tiny", image_size=64, train_seconds=2.0))
     with pytest.raises(RuntimeError, match="training job in .* failed"):
         broken.train(tiny_corpus[:4], tiny_corpus[4:6], {i.image_id: list(i.truth) for i in tiny_corpus}, None)
+
+
+def test_each_ask_of_an_image_goes_to_the_next_worker(tiny_corpus: list[CorpusImage]) -> None:
+    policy = boxloop_policy(CLASSES, max_iterations=1)
+    workforce = _workforce(tiny_corpus, policy)
+    humans = Humans(workforce, policy, RunState())
+    image = tiny_corpus[0]
+    humans.label(image, prefill=None)
+    asked = humans.asks[image.image_id]
+    humans.label(image, prefill=None)  # e.g. the image comes back as a gold task
+    assert humans.asks[image.image_id] > asked
+    assert workforce.worker_for(image.image_id, asked) != workforce.worker_for(image.image_id, 0)
