@@ -47,6 +47,7 @@ from simulation.policy import (  # noqa: E402
     boxloop_policy,
     ground_truth_style_policy,
     human_parity_policy,
+    with_target,
 )
 
 GOAL_HOURS_RATIO = 0.5
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="corpus, sampling and workforce seed")
     parser.add_argument("--max-iterations", type=int, default=3, help="trained iterations per loop")
     parser.add_argument("--train-seconds", type=float, default=120.0, help="training time per iteration")
+    parser.add_argument("--target", type=float, default=0.6, help="quality target of boxloop and Ground Truth-style")
     args = parser.parse_args(argv)
 
     header = run_header("efficiency")
@@ -122,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs = DetectorJobs(args.work, settings)
     policies = [
         all_manual_policy(CLASSES, args.seed),
-        boxloop_policy(CLASSES, args.max_iterations, args.seed),
+        with_target(boxloop_policy(CLASSES, args.max_iterations, args.seed), args.target),
         human_parity_policy(CLASSES, args.max_iterations, args.seed),
-        ground_truth_style_policy(CLASSES, len(images), args.max_iterations, args.seed),
+        with_target(ground_truth_style_policy(CLASSES, len(images), args.max_iterations, args.seed), args.target),
     ]
     results: list[PolicyResult] = []
     for policy in policies:
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": settings.threads,
         },
         "max_trained_iterations": args.max_iterations,
+        "target": args.target,
         "verdict": verdict(by_name),
         "policies": [r.model_dump(mode="json") for r in results],
     }

@@ -151,3 +151,9 @@ def all_manual_policy(classes: Sequence[str], seed: int = 0) -> Policy:
         config=_config(classes, 1, seed),
         prefilled_tasks=False,
     )
+
+
+def with_target(policy: Policy, target: float) -> Policy:
+    """``policy`` with ``quality.target_miou`` set to ``target`` (a human-parity policy keeps its own target)."""
+    quality = policy.config.quality.model_copy(update={"target_miou": target})
+    return policy.model_copy(update={"config": policy.config.model_copy(update={"quality": quality})})

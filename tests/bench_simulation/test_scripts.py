@@ -19,10 +19,15 @@ def _script(name: str) -> ModuleType:
     return module
 
 
+def _outputs(folder: Path, name: str) -> list[str]:
+    """Results and plot into the test's folder (the defaults are the recorded ones in docs/benchmarks/)."""
+    return ["--json", str(folder / f"{name}.json"), "--plot", str(folder / "plot.png")]
+
+
 def test_efficiency_compares_the_four_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     efficiency = _script("efficiency")
     argv = ["--work", str(tmp_path), "--images", "40", "--max-iterations", "1", "--train-seconds", "2"]
-    assert efficiency.main([*argv, "--plot", str(tmp_path / "plot.png"), *TINY_DETECTOR]) == 0
+    assert efficiency.main([*argv, *_outputs(tmp_path, "efficiency"), *TINY_DETECTOR]) == 0
     document = json.loads((tmp_path / "efficiency.json").read_text())
     names = [policy["name"] for policy in document["policies"]]
     assert names == ["all-manual", "boxloop", "boxloop-human-parity", "ground-truth-style"]
@@ -35,7 +40,7 @@ def test_efficiency_compares_the_four_policies(tmp_path: Path, capsys: pytest.Ca
 def test_guarantee_counts_failures_per_target_and_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     guarantee = _script("guarantee")
     argv = ["--work", str(tmp_path), "--runs", "2", "--images", "40", "--initial", "30", "--train-seconds", "2"]
-    assert guarantee.main([*argv, "--targets", "0.3", "0.9", "--plot", str(tmp_path / "plot.png"), *TINY_DETECTOR]) == 0
+    assert guarantee.main([*argv, "--targets", "0.3", "0.9", *_outputs(tmp_path, "guarantee"), *TINY_DETECTOR]) == 0
     document = json.loads((tmp_path / "guarantee.json").read_text())
     assert len(document["runs"]) == 2
     assert {(row["target"], row["rule"]) for row in document["summary"]} == {
@@ -63,7 +68,7 @@ def test_guarantee_summary_counts_a_run_without_auto_labels_as_no_failure() -> N
 def test_downstream_trains_on_both_label_sets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     downstream = _script("downstream")
     argv = ["--work", str(tmp_path), "--images", "40", "--held-out", "12", "--loop-iterations", "1"]
-    argv += ["--loop-train-seconds", "2", "--epochs", "1", "--plot", str(tmp_path / "plot.png")]
+    argv += ["--loop-train-seconds", "2", "--epochs", "1", *_outputs(tmp_path, "downstream")]
     assert downstream.main([*argv, *TINY_DETECTOR]) == 0
     document = json.loads((tmp_path / "downstream.json").read_text())
     assert set(document["held_out"]) == {"boxloop labels", "true labels"}

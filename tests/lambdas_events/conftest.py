@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -18,11 +17,6 @@ import numpy as np
 import pytest
 from moto import mock_aws
 from PIL import Image
-
-# Powertools reads these when the handler modules are imported, before any fixture runs.
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "boxloop-test")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "boxloop")
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 from lambdas.adapters import a2i, documents, executions, quarantine, registry, runs, uploads
 from lambdas.human_review import answer

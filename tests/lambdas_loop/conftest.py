@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import boto3
 import pytest
 from moto import mock_aws
-
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "boxloop-test")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "boxloop")
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 from boxloop.human_loop import GoldAnswer, RejectedAnswer, human_loop_name
 from boxloop.models import HumanLabel, HumanTask, HumanTaskPurpose, ImageRecord
