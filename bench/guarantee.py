@@ -6,8 +6,8 @@ trains the detector on the training part and infers the rest of the pool and the
 one iteration of the loop. Then, for each ``--targets`` value, it chooses the threshold from the same
 validation images two ways:
 
-- ``lower-bound`` (boxloop): the lowest threshold whose Hoeffding–Bentkus 95% lower confidence bound of
-  validation mean IoU is ≥ the target (fixed-sequence test);
+- ``lower-bound`` (boxloop): the lowest threshold whose 95% lower confidence bound (the configured
+  ``quality.bound``, betting by default) of validation mean IoU is ≥ the target (fixed-sequence test);
 - ``point-estimate`` (Ground Truth's rule): the lowest threshold whose validation *mean* IoU is ≥ the target;
 
 auto-labels the pool images at or above it and measures their mean IoU against the known truth. A run
