@@ -61,7 +61,7 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
     by_id = {image.image_id: image for image in images}
     train = [by_id[image_id] for image_id in state.labels]
     validation = [by_id[image_id] for image_id in state.validation]
-    pool = [i for i in images if i.image_id not in state.labels and i.image_id not in state.validation]
+    pool = state.unlabelled(images)
     jobs = DetectorJobs(
         args.work / f"jobs-s{seed}",
         detector_settings(args, train_seconds=args.train_seconds, seed=seed),

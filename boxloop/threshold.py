@@ -148,7 +148,11 @@ def betting_lower_bound(values: Sequence[float], delta: float, max_bet: float) -
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return 0.0
-    bets = betting_bets(x, delta, max_bet)
+    return _betting_bound(x, betting_bets(x, delta, max_bet), delta)
+
+
+def _betting_bound(x: np.ndarray, bets: np.ndarray, delta: float) -> float:
+    """``betting_lower_bound`` with the bets already computed."""
     low, high = 0.0, min(1.0, 1.0 / float(bets.max()))
     if not _betting_rejects(x, bets, low, delta):
         return 0.0
@@ -170,8 +174,9 @@ def _betting_decisions(
     bounds, rejected = np.empty(thresholds.size), np.empty(thresholds.size, dtype=bool)
     for index, threshold in enumerate(thresholds):
         subset = q_fixed[c_fixed >= threshold]
-        rejected[index] = _betting_rejects(subset, betting_bets(subset, delta, max_bet), target, delta)
-        bound = betting_lower_bound(subset, delta, max_bet)
+        bets = betting_bets(subset, delta, max_bet)
+        rejected[index] = _betting_rejects(subset, bets, target, delta)
+        bound = _betting_bound(subset, bets, delta)
         bounds[index] = max(bound, target) if rejected[index] else min(bound, np.nextafter(target, 0.0))
     return bounds, rejected
 

@@ -129,7 +129,8 @@ class DetectorJobs:
         self.settings = settings
         self._models: dict[str, TrainedModel] = {}
         self._predictions: dict[tuple[str, str], Prediction] = {}
-        self._predictors: dict[str, Predictor] = {}
+        self._predictor: tuple[str, Predictor] | None = None
+        """The last model's predictor (by model key): policies infer with one model at a time."""
         torch.set_num_threads(settings.threads)
 
     def train(
@@ -169,10 +170,9 @@ class DetectorJobs:
         missing = [image for image in images if (model.key, image.image_id) not in self._predictions]
         started = time.monotonic()
         if missing:
-            predictor = self._predictors.get(model.key)
-            if predictor is None:
-                predictor = Predictor(load_model(model.model_dir), "cpu")
-                self._predictors = {model.key: predictor}
+            if self._predictor is None or self._predictor[0] != model.key:
+                self._predictor = (model.key, Predictor(load_model(model.model_dir), "cpu"))
+            predictor = self._predictor[1]
             records = [image.record() for image in missing]
             for prediction in predict_records(predictor, records, batch_size=32, num_workers=self.settings.threads):
                 self._predictions[(model.key, prediction.image_id)] = prediction

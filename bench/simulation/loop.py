@@ -108,6 +108,10 @@ class RunState:
     gold_scores: list[float] = field(default_factory=list)
     used_gold: set[str] = field(default_factory=set)
 
+    def unlabelled(self, images: Sequence[CorpusImage]) -> list[CorpusImage]:
+        """The images with neither a label nor a validation label yet."""
+        return [i for i in images if i.image_id not in self.labels and i.image_id not in self.validation]
+
 
 def _mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if len(values) else None
@@ -218,7 +222,7 @@ def run_policy(
     predictions: dict[str, Prediction] = {}
     stop_reason = "iteration cap"
     for iteration in range(1, config.max_iterations + 1):
-        unlabelled = [i for i in images if i.image_id not in state.labels and i.image_id not in state.validation]
+        unlabelled = state.unlabelled(images)
         if not unlabelled:
             stop_reason = "pool labelled"
             break
@@ -235,10 +239,10 @@ def run_policy(
             stop_reason = "no progress"
             break
     else:
-        if all(i.image_id in state.labels or i.image_id in state.validation for i in images):
+        if not state.unlabelled(images):
             stop_reason = "pool labelled"
 
-    left = [i for i in images if i.image_id not in state.labels and i.image_id not in state.validation]
+    left = state.unlabelled(images)
     for image in left:
         prediction = predictions.get(image.image_id)
         prefill = plain_boxes(prediction) if policy.prefilled_tasks and prediction is not None else None
