@@ -8,6 +8,7 @@ import sys
 import aws_cdk as cdk
 
 from infra.application import build_app
+from infra.labelling_site import PageNotBuiltError
 from infra.settings import SettingsError
 
 
@@ -15,7 +16,7 @@ def main() -> None:
     app = cdk.App()
     try:
         build_app(app)
-    except SettingsError as exc:
+    except (SettingsError, PageNotBuiltError) as exc:
         sys.exit(f"boxloop: {exc}")
     app.synth()
 

@@ -29,12 +29,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from boxloop.config import LabelingConfig
+from boxloop.layout import INCOMING_PREFIX
 from boxloop.manifest import iter_jsonl_models
 from boxloop.models import HumanLabel, LabelRecord, LabelSource, Prediction, ScoredBox
 from boxloop.publish import (
@@ -98,7 +99,7 @@ def prediction_lines(rng: np.random.Generator, start: int, count: int) -> Iterat
 
 
 def _source_ref(index: int) -> str:
-    return f"s3://boxloop-bench/incoming/img-{index:07d}.jpg"
+    return f"s3://boxloop-bench/{INCOMING_PREFIX}img-{index:07d}.jpg"
 
 
 def human_label(image: str, source_ref: str, boxes: list[ScoredBox], job_name: str) -> HumanLabel:
@@ -111,7 +112,7 @@ def human_label(image: str, source_ref: str, boxes: list[ScoredBox], job_name: s
         boxes=[box.model_dump(exclude={"score"}) for box in boxes],
         worker_ids=["bench-worker"],
         time_spent_seconds=SECONDS_PER_IMAGE,
-        submitted_at=datetime(2026, 11, 22, tzinfo=timezone.utc),
+        submitted_at=datetime(2026, 11, 22, tzinfo=UTC),
         job_name=job_name,
     )
 
@@ -168,8 +169,12 @@ def run_iteration(folder: Path, seed: int) -> dict[str, float | int]:
             tally["auto"] += len(routing.auto)
             for prediction in routing.auto:
                 yield auto_label_record(
-                    prediction, class_map=class_map, iteration=1, threshold=THRESHOLD,
-                    creation_date=CREATED, job_name="bench-i0001",
+                    prediction,
+                    class_map=class_map,
+                    iteration=1,
+                    threshold=THRESHOLD,
+                    creation_date=CREATED,
+                    job_name="bench-i0001",
                 )
         selection = select_for_humans(
             candidates, config.human_batch_size, config.human_budget_seconds, lambda candidate: SECONDS_PER_IMAGE
@@ -222,7 +227,9 @@ def main() -> None:
             prepare(folder, n_records, args.seed)
             child = subprocess.run(
                 [sys.executable, __file__, "--timed-folder", str(folder), "--seed", str(args.seed)],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             )
         result = json.loads(child.stdout)
         results[n_records] = result

@@ -19,7 +19,10 @@ Inputs (paths relative to the repository root):
   growing with images (they read the pool).
 - ``--inference-seconds-per-image`` (default 0.147): the detector's measured CPU time per pool image at
   the production size, 256 px, with the mirrored pass (docs/benchmarks.md, "Quiet-machine run"; batch 32,
-  2 threads on a 2-core AMD EPYC). The batch transform is priced on ``--transform-instance`` (default
+  2 threads on a 2-core AMD EPYC), or ``--pool-inference REPORT``: one over the end-to-end images/s of a
+  ``bench/pool_inference.py --output REPORT`` run (docs/benchmarks.md, "Pool inference throughput"; end to
+  end is now within the goals of the model-only rate, so the quiet-machine figure stands for it).
+  The batch transform is priced on ``--transform-instance`` (default
   ml.c5.xlarge, the dev stack's) at that throughput, assuming the 2 measured cores ≈ its 4 vCPUs
   (2 physical cores). No GPU throughput was measured, so no GPU transform is priced.
 - Training is priced as the measured seconds per trained iteration (the detector trains for a fixed time
@@ -231,7 +234,9 @@ def scaled_lambda(function: LambdaFunctionUsage, measured: RunShape, target: Run
         ratio = _ratio(target, measured, driver)
         return function.invocations * ratio, function.gb_seconds * ratio
     per_iteration = _ratio(target, measured, "iterations")
-    return function.invocations * per_iteration, function.gb_seconds * per_iteration * _ratio(target, measured, "images")
+    return function.invocations * per_iteration, function.gb_seconds * per_iteration * _ratio(
+        target, measured, "images"
+    )
 
 
 def ground_truth_fee(objects: float) -> float:
@@ -418,7 +423,7 @@ def plot(projections: list[dict], path: Path, images: int) -> None:
     ):
         values = [projection[key] for projection in projections]
         axis.bar(names, values, bottom=bottom, label=label, color=colour)
-        bottom = [b + v for b, v in zip(bottom, values)]
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     for index, projection in enumerate(projections):
         label = f"${projection['total']:,.0f}\n(compute ${projection['compute']:,.2f})"
         axis.annotate(label, (index, projection["total"]), ha="center", va="bottom", fontsize=8)
@@ -432,7 +437,9 @@ def plot(projections: list[dict], path: Path, images: int) -> None:
     figure.savefig(path, dpi=120)
 
 
-def cost_report(efficiency: EfficiencyResult, usage: RunUsage, inputs: CostInputs, images: int, human_rate: float) -> dict:
+def cost_report(
+    efficiency: EfficiencyResult, usage: RunUsage, inputs: CostInputs, images: int, human_rate: float
+) -> dict:
     """Every figure the script prints, as a JSON-ready dict."""
     measured_images = efficiency.corpus.images
     boxloop = efficiency.policy("boxloop")
@@ -499,7 +506,9 @@ def print_report(report: dict) -> None:
         f"(${measured['per_1000_auto_labels_total']:.4f})"
     )
     print(f"\nProjected {report['inputs']['projected_images']:,}-image run ({report['scaling']}):")
-    print(f"  {'policy':22s} {'human h':>9s} {'compute':>10s} {'fees':>10s} {'labour':>11s} {'total':>11s}  labelled by")
+    print(
+        f"  {'policy':22s} {'human h':>9s} {'compute':>10s} {'fees':>10s} {'labour':>11s} {'total':>11s}  labelled by"
+    )
     for p in report["projections"]:
         print(
             f"  {p['policy']:22s} {p['human_hours']:9,.0f} {p['compute']:10,.2f} {p['object_fees']:10,.2f} "
@@ -515,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--efficiency", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks" / "efficiency.json")
     parser.add_argument("--usage", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks" / "local-run-usage.json")
     parser.add_argument("--inference-seconds-per-image", type=float, default=CostInputs.inference_seconds_per_image)
+    parser.add_argument("--pool-inference", type=Path, help="a bench/pool_inference.py report: its end-to-end rate")
     parser.add_argument("--training-instance", choices=sorted(INSTANCE_HOUR), default=CostInputs.training_instance)
     parser.add_argument("--transform-instance", choices=sorted(INSTANCE_HOUR), default=CostInputs.transform_instance)
     parser.add_argument("--human-rate", type=float, default=15.0, help="US dollars per labeller hour (default 15)")
@@ -522,12 +532,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--plot", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks" / "cost.png")
     args = parser.parse_args(argv)
-    for path, how in ((args.efficiency, "bench/efficiency.py"), (args.usage, "a finished `boxloop demo` or `boxloop run`")):
+    for path, how in (
+        (args.efficiency, "bench/efficiency.py"),
+        (args.usage, "a finished `boxloop demo` or `boxloop run`"),
+    ):
         if not path.is_file():
             parser.error(f"{path} does not exist: it is written by {how}")
     efficiency = EfficiencyResult.model_validate_json(args.efficiency.read_bytes())
     usage = RunUsage.model_validate_json(args.usage.read_bytes())
-    inputs = CostInputs(args.training_instance, args.transform_instance, args.inference_seconds_per_image)
+    seconds_per_image = args.inference_seconds_per_image
+    if args.pool_inference:
+        measured = json.loads(args.pool_inference.read_text())
+        seconds_per_image = 1.0 / measured["images_per_second"]["end_to_end"]
+        print(f"pool inference: {seconds_per_image:.4f} s per image, measured on {measured['machine']}")
+    inputs = CostInputs(args.training_instance, args.transform_instance, seconds_per_image)
     report = cost_report(efficiency, usage, inputs, args.images, args.human_rate)
     print_report(report)
     plot(report["projections"], args.plot, args.images)

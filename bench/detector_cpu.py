@@ -6,7 +6,7 @@ with SageMaker's environment variables, then evaluates the saved model on the
 held-out images: mAP@0.5, mean image IoU (all / easy / hard) and the Spearman
 correlation of candidate per-image confidence scores with the true image IoU.
 
-    .venv/bin/python bench/detector_cpu.py --work /tmp/detector-bench --max-seconds 600
+    .venv/bin/python bench/detector_cpu.py --work /tmp/detector-bench --epochs 20
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from scipy.stats import spearmanr
 
 from boxloop.corpus import CLASS_NAMES, CorpusSpec
 from boxloop.quality import image_miou
-from sagemaker_jobs.predictor import RawResult, decision_certainty, flip_agreement, image_confidence
+from sagemaker_jobs.predictor import BatchPredictions
 from simulation.corpus_images import CorpusImage, corpus_images
 from simulation.detector_jobs import DetectorSettings, manifest_lines, run_training_job
 from simulation.evaluation import HeldOutPredictions, labelled_images, predict_held_out, score_held_out
@@ -35,13 +34,15 @@ def corpus(out_dir: Path, images: int, seed: int) -> list[CorpusImage]:
     return corpus_images(out_dir, CorpusSpec(n_images=images, seed=seed))
 
 
-def run_training(work: Path, train: list[CorpusImage], validation: list[CorpusImage], args: argparse.Namespace) -> float:
+def run_training(
+    work: Path, train: list[CorpusImage], validation: list[CorpusImage], args: argparse.Namespace
+) -> float:
     """Run the training job as SageMaker would; returns its wall-clock seconds."""
     settings = DetectorSettings(
         CLASS_NAMES,
         image_size=args.image_size,
-        train_seconds=args.max_seconds,
         epochs=args.epochs,
+        max_seconds=args.max_seconds,
         batch_size=args.batch_size,
         seed=args.seed,
         threads=args.threads,
@@ -53,18 +54,20 @@ def run_training(work: Path, train: list[CorpusImage], validation: list[CorpusIm
     )
 
 
-def confidence_scores(result: RawResult, threshold: float, canvas_size: int) -> dict[str, float]:
-    """Candidate per-image confidence scores (the shipped one is ``flip_x_certainty``)."""
-    scores = result.detections.scores[result.detections.scores >= threshold].tolist()
-    flip = flip_agreement(result, threshold, canvas_size)
-    certainty = decision_certainty(result.detections.scores, threshold)
+def confidence_scores(predictions: BatchPredictions, index: int, threshold: float) -> dict[str, float]:
+    """Candidate confidence scores of image ``index`` (the shipped one is ``flip_x_certainty``), with
+    ``threshold`` the model's own score threshold (the one its flip agreement and certainty use)."""
+    detections = predictions.detections
+    scores = detections.scores[index][detections.valid[index] & (detections.scores[index] >= threshold)].tolist()
+    flip = float(predictions.flip_agreement[index])
+    certainty = float(predictions.decision_certainty[index])
     return {
         "mean_box_score": float(np.mean(scores)) if scores else 0.0,
         "min_box_score": min(scores) if scores else 0.0,
         "decision_certainty": certainty,
         "flip_agreement": flip,
         "flip_x_min_score": flip * (min(scores) if scores else 0.0),
-        "flip_x_certainty": image_confidence(result, threshold, canvas_size),
+        "flip_x_certainty": float(predictions.confidence[index]),
         "flip_x_sqrt_certainty": flip * certainty**0.5,
     }
 
@@ -76,7 +79,10 @@ def evaluate_held_out(model_dir: Path, corpus_images_: list[CorpusImage], args: 
     overall = score_held_out(predicted, images, len(CLASS_NAMES))
     threshold = predicted.score_threshold
     quality = np.array(
-        [image_miou([b for b in boxes if b.score >= threshold], image.boxes) for boxes, image in zip(predicted.boxes, images)]
+        [
+            image_miou([b for b in boxes if b.score >= threshold], image.boxes)
+            for boxes, image in zip(predicted.boxes, images, strict=True)
+        ]
     )
     hard = np.array([image.difficulty == "hard" for image in corpus_images_])
 
@@ -84,18 +90,21 @@ def evaluate_held_out(model_dir: Path, corpus_images_: list[CorpusImage], args: 
         chosen = [index for index, keep in enumerate(mask) if keep]
         subset = HeldOutPredictions(
             boxes=[predicted.boxes[i] for i in chosen],
-            raw=[predicted.raw[i] for i in chosen],
+            raw=predicted.raw.select(chosen),
             score_threshold=threshold,
             image_size=predicted.image_size,
             seconds_per_image=predicted.seconds_per_image,
         )
         return score_held_out(subset, [images[i] for i in chosen], len(CLASS_NAMES)).map50
 
-    candidates = [confidence_scores(result, threshold, predicted.image_size) for result in predicted.raw]
+    candidates = [confidence_scores(predicted.raw, index, threshold) for index in range(len(images))]
     correlation: dict[str, dict[str, float]] = {}
     for name in candidates[0]:
         values = np.array([candidate[name] for candidate in candidates])
-        spearman: Callable[[np.ndarray], float] = lambda mask: float(spearmanr(values[mask], quality[mask]).statistic)
+
+        def spearman(mask: np.ndarray, values: np.ndarray = values) -> float:
+            return float(spearmanr(values[mask], quality[mask]).statistic)
+
         correlation[name] = {
             "all": spearman(np.ones_like(hard)),
             "easy": spearman(~hard),
@@ -121,8 +130,8 @@ def main() -> int:
     parser.add_argument("--train-images", type=int, default=500)
     parser.add_argument("--validation-images", type=int, default=100)
     parser.add_argument("--held-out-images", type=int, default=200)
-    parser.add_argument("--max-seconds", type=float, default=600.0)
-    parser.add_argument("--epochs", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=20, help="training epochs (steps follow the data)")
+    parser.add_argument("--max-seconds", type=float, default=3600.0, help="safety stop only")
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)

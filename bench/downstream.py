@@ -18,12 +18,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from boxloop.corpus import CorpusSpec  # noqa: E402
-from boxloop.quality import mean_image_miou  # noqa: E402
-from boxloop.workforce import SimulatedWorkforce  # noqa: E402
-from simulation.bench_run import (  # noqa: E402
+from boxloop.corpus import CorpusSpec
+from boxloop.quality import mean_image_miou
+from boxloop.workforce import SimulatedWorkforce
+from simulation.bench_run import (
     CLASSES,
     benchmark_parser,
     detector_settings,
@@ -32,11 +32,11 @@ from simulation.bench_run import (  # noqa: E402
     say,
     write_json,
 )
-from simulation.corpus_images import corpus_images  # noqa: E402
-from simulation.detector_jobs import DetectorJobs  # noqa: E402
-from simulation.evaluation import HeldOutScore, labelled_images, predict_held_out, score_held_out  # noqa: E402
-from simulation.loop import run_policy  # noqa: E402
-from simulation.policy import boxloop_policy  # noqa: E402
+from simulation.corpus_images import corpus_images
+from simulation.detector_jobs import DetectorJobs
+from simulation.evaluation import HeldOutScore, labelled_images, predict_held_out, score_held_out
+from simulation.loop import run_policy
+from simulation.policy import boxloop_policy
 
 GOAL_MAP_RATIO = 0.97
 VALIDATION_CHANNEL_IMAGES = 64
@@ -66,19 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--held-out-seed", type=int, default=77)
     parser.add_argument("--loop-iterations", type=int, default=2)
-    parser.add_argument("--loop-train-seconds", type=float, default=90.0)
+    parser.add_argument("--loop-epochs", type=int, default=12, help="training epochs per loop iteration")
     parser.add_argument("--epochs", type=int, default=8, help="training budget of each compared detector")
     args = parser.parse_args(argv)
     header = run_header("downstream")
-    images = corpus_images(args.work / f"corpus-{args.images}-s{args.seed}", CorpusSpec(n_images=args.images, seed=args.seed))
+    images = corpus_images(
+        args.work / f"corpus-{args.images}-s{args.seed}", CorpusSpec(n_images=args.images, seed=args.seed)
+    )
     held_out = corpus_images(
-        args.work / f"held-out-{args.held_out}-s{args.held_out_seed}", CorpusSpec(n_images=args.held_out, seed=args.held_out_seed)
+        args.work / f"held-out-{args.held_out}-s{args.held_out_seed}",
+        CorpusSpec(n_images=args.held_out, seed=args.held_out_seed),
     )
     policy = boxloop_policy(CLASSES, args.loop_iterations, args.seed)
     workforce = SimulatedWorkforce.from_config({i.image_id: list(i.truth) for i in images}, policy.config)
     loop_jobs = DetectorJobs(
         args.work / "loop",
-        detector_settings(args, train_seconds=args.loop_train_seconds, seed=args.seed),
+        detector_settings(args, epochs=args.loop_epochs, seed=args.seed),
     )
     say(f"labelling {len(images)} images with boxloop")
     labelled = run_policy(policy, images, loop_jobs, workforce, progress=say)
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     final_jobs = DetectorJobs(
         args.work / "final",
-        detector_settings(args, train_seconds=86400.0, epochs=args.epochs, seed=args.seed),
+        detector_settings(args, epochs=args.epochs, seed=args.seed),
     )
     echo = images[:VALIDATION_CHANNEL_IMAGES]
     reference = labelled_images(held_out)
@@ -97,11 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         say(f"training on {name}: {args.epochs} epochs over {len(images)} images")
         model = final_jobs.train(images, echo, labels, warm_start=None)
         seconds[name] = model.seconds
-        scores[name] = score_held_out(predict_held_out(model.model_dir, reference, args.threads), reference, len(CLASSES))
+        scores[name] = score_held_out(
+            predict_held_out(model.model_dir, reference, args.threads), reference, len(CLASSES)
+        )
     reference_map = scores["true labels"].map50
     ratio = scores["boxloop labels"].map50 / reference_map if reference_map > 0 else None
     if ratio is None:
-        verdict = f"goal (mAP@0.5 ratio ≥ {GOAL_MAP_RATIO}): NOT MEASURED — the detector trained on true labels scored 0"
+        verdict = (
+            f"goal (mAP@0.5 ratio ≥ {GOAL_MAP_RATIO}): NOT MEASURED — the detector trained on true labels scored 0"
+        )
     else:
         met = ratio >= GOAL_MAP_RATIO
         verdict = f"goal (mAP@0.5 ratio ≥ {GOAL_MAP_RATIO}): {'MET' if met else 'MISSED'} — ratio {ratio:.3f}"

@@ -15,7 +15,7 @@ the end is labelled by people in a final pass, so each figure is the cost of a f
 Prints a table, writes ``docs/benchmarks/efficiency.json`` (``--json``) and a plot.
 
     .venv/bin/python bench/efficiency.py                      # defaults: 4,000 images, about 25 min
-    .venv/bin/python bench/efficiency.py --images 1000 --max-iterations 2 --train-seconds 60
+    .venv/bin/python bench/efficiency.py --images 1000 --max-iterations 2 --epochs 6
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from boxloop.corpus import CorpusSpec  # noqa: E402
-from boxloop.workforce import SimulatedWorkforce  # noqa: E402
-from simulation.bench_run import (  # noqa: E402
+from boxloop.corpus import CorpusSpec
+from boxloop.workforce import SimulatedWorkforce
+from simulation.bench_run import (
     CLASSES,
     benchmark_parser,
     detector_settings,
@@ -39,10 +39,10 @@ from simulation.bench_run import (  # noqa: E402
     say,
     write_json,
 )
-from simulation.corpus_images import corpus_images  # noqa: E402
-from simulation.detector_jobs import DetectorJobs  # noqa: E402
-from simulation.loop import PolicyResult, all_manual, run_policy  # noqa: E402
-from simulation.policy import (  # noqa: E402
+from simulation.corpus_images import corpus_images
+from simulation.detector_jobs import DetectorJobs
+from simulation.loop import PolicyResult, all_manual, run_policy
+from simulation.policy import (
     all_manual_policy,
     boxloop_policy,
     ground_truth_style_policy,
@@ -113,14 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--easy-share", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0, help="corpus, sampling and workforce seed")
     parser.add_argument("--max-iterations", type=int, default=3, help="trained iterations per loop")
-    parser.add_argument("--train-seconds", type=float, default=120.0, help="training time per iteration")
+    parser.add_argument("--epochs", type=int, default=15, help="training epochs per iteration (steps follow the data)")
     parser.add_argument("--target", type=float, default=0.6, help="quality target of boxloop and Ground Truth-style")
     args = parser.parse_args(argv)
 
     header = run_header("efficiency")
     spec = CorpusSpec(n_images=args.images, easy_share=args.easy_share, seed=args.seed)
     images = corpus_images(args.work / f"corpus-{args.images}-e{args.easy_share:g}-s{args.seed}", spec)
-    settings = detector_settings(args, train_seconds=args.train_seconds, seed=args.seed)
+    settings = detector_settings(args, epochs=args.epochs, seed=args.seed)
     jobs = DetectorJobs(args.work, settings)
     policies = [
         all_manual_policy(CLASSES, args.seed),
@@ -139,11 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     by_name = {r.name: r for r in results}
     document = {
         **header,
-        "corpus": {"images": len(images), "easy_share": args.easy_share, "seed": args.seed, "image_size": spec.image_size},
+        "corpus": {
+            "images": len(images),
+            "easy_share": args.easy_share,
+            "seed": args.seed,
+            "image_size": spec.image_size,
+        },
         "detector": {
             "model": settings.model,
             "image_size": settings.image_size,
-            "train_seconds_per_iteration": settings.train_seconds,
+            "epochs_per_iteration": settings.epochs,
             "device": "cpu",
             "threads": settings.threads,
         },

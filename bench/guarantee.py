@@ -28,13 +28,14 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from boxloop.corpus import CorpusSpec  # noqa: E402
-from boxloop.quality import image_miou  # noqa: E402
-from boxloop.selection import routing_confidence  # noqa: E402
-from boxloop.workforce import SimulatedWorkforce  # noqa: E402
-from simulation.bench_run import (  # noqa: E402
+from boxloop.corpus import CorpusSpec
+from boxloop.quality import image_miou
+from boxloop.selection import routing_confidence
+from boxloop.threshold_step import measure_validation
+from boxloop.workforce import SimulatedWorkforce
+from simulation.bench_run import (
     CLASSES,
     benchmark_parser,
     detector_settings,
@@ -43,10 +44,10 @@ from simulation.bench_run import (  # noqa: E402
     say,
     write_json,
 )
-from simulation.corpus_images import corpus_images  # noqa: E402
-from simulation.detector_jobs import DetectorJobs  # noqa: E402
-from simulation.loop import Humans, RunState, label_initial_sample, plain_boxes, validation_scores  # noqa: E402
-from simulation.policy import Thresholding, boxloop_policy, choose_by  # noqa: E402
+from simulation.corpus_images import corpus_images
+from simulation.detector_jobs import DetectorJobs
+from simulation.loop import Humans, RunState, label_initial_sample, plain_boxes
+from simulation.policy import Thresholding, boxloop_policy, threshold_rule
 
 
 def one_run(seed: int, args: argparse.Namespace) -> dict:
@@ -54,7 +55,9 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
     spec = CorpusSpec(n_images=args.images, easy_share=args.easy_share, seed=seed)
     images = corpus_images(args.work / f"corpus-{args.images}-s{seed}", spec)
     policy = boxloop_policy(CLASSES, max_iterations=1, seed=seed)
-    policy = policy.model_copy(update={"config": policy.config.model_copy(update={"initial_sample_size": args.initial})})
+    policy = policy.model_copy(
+        update={"config": policy.config.model_copy(update={"initial_sample_size": args.initial})}
+    )
     state = RunState()
     workforce = SimulatedWorkforce.from_config({i.image_id: list(i.truth) for i in images}, policy.config)
     label_initial_sample(images, policy, Humans(workforce, policy, state))
@@ -64,19 +67,22 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
     pool = state.unlabelled(images)
     jobs = DetectorJobs(
         args.work / f"jobs-s{seed}",
-        detector_settings(args, train_seconds=args.train_seconds, seed=seed),
+        detector_settings(args, epochs=args.epochs, seed=seed),
     )
     labels = {image_id: a.boxes for image_id, a in state.labels.items()} | state.validation
     model = jobs.train(train, validation, labels, warm_start=None)
     predictions, _, _ = jobs.infer(model, pool + validation)
-    confidences, qualities = validation_scores(predictions, state.validation)
+    measured = measure_validation((predictions[image_id] for image_id in state.validation), state.validation)
+    confidences, qualities = measured.confidences, measured.qualities
     pool_confidence = np.array([routing_confidence(predictions[i.image_id]) for i in pool])
     pool_quality = np.array([image_miou(plain_boxes(predictions[i.image_id]), i.truth) for i in pool])
     outcomes = []
     for target in args.targets:
         for rule in Thresholding:
-            decision = choose_by(rule, confidences, qualities, policy.config, target)
-            auto = pool_confidence >= decision.threshold if decision.threshold is not None else np.zeros(len(pool), bool)
+            decision = threshold_rule(rule, policy.config.quality)(confidences, qualities, target)
+            auto = (
+                pool_confidence >= decision.threshold if decision.threshold is not None else np.zeros(len(pool), bool)
+            )
             realised = float(pool_quality[auto].mean()) if auto.any() else None
             outcomes.append(
                 {
@@ -105,7 +111,12 @@ def summary(runs: list[dict], targets: list[float]) -> list[dict]:
     rows = []
     for target in targets:
         for rule in Thresholding:
-            picked = [o | {"pool": r["pool_images"]} for r in runs for o in r["outcomes"] if o["target"] == target and o["rule"] == rule.value]
+            picked = [
+                o | {"pool": r["pool_images"]}
+                for r in runs
+                for o in r["outcomes"]
+                if o["target"] == target and o["rule"] == rule.value
+            ]
             labelled = [o for o in picked if o["realised_miou"] is not None]
             failures = sum(o["failed"] for o in picked)
             rows.append(
@@ -142,10 +153,14 @@ def table(rows: list[dict], delta: float) -> str:
 def plot(runs: list[dict], targets: list[float], path: Path) -> None:
     """Realised auto-label mIoU per run against each target, lower bound vs point estimate."""
     figure, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 3.6), squeeze=False)
-    for axis, target in zip(axes[0], targets):
-        for offset, (rule, colour) in enumerate(((Thresholding.LOWER_BOUND, "#4c72b0"), (Thresholding.POINT_ESTIMATE, "#dd8452"))):
+    for axis, target in zip(axes[0], targets, strict=True):
+        for offset, (rule, colour) in enumerate(
+            ((Thresholding.LOWER_BOUND, "#4c72b0"), (Thresholding.POINT_ESTIMATE, "#dd8452"))
+        ):
             values = [
-                o["realised_miou"] for r in runs for o in r["outcomes"]
+                o["realised_miou"]
+                for r in runs
+                for o in r["outcomes"]
                 if o["target"] == target and o["rule"] == rule.value and o["realised_miou"] is not None
             ]
             jitter = np.linspace(-0.15, 0.15, len(values)) if values else []
@@ -165,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--initial", type=int, default=250, help="random initial sample (validation share 0.4)")
     parser.add_argument("--easy-share", type=float, default=0.5)
     parser.add_argument("--targets", type=float, nargs="+", default=[0.6, 0.7, 0.8])
-    parser.add_argument("--train-seconds", type=float, default=40.0)
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs (steps follow the data, not the clock)")
     args = parser.parse_args(argv)
     header = run_header("guarantee")
     delta = boxloop_policy(CLASSES, 1).config.quality.delta
@@ -173,16 +188,29 @@ def main(argv: list[str] | None = None) -> int:
     for index in range(args.runs):
         started = time.monotonic()
         runs.append(one_run(args.first_seed + index, args))
-        say(f"run {index + 1}/{args.runs} (seed {args.first_seed + index}): pool mIoU {runs[-1]['pool_miou']:.3f}, "
-            f"{time.monotonic() - started:.0f} s")
+        say(
+            f"run {index + 1}/{args.runs} (seed {args.first_seed + index}): pool mIoU {runs[-1]['pool_miou']:.3f}, "
+            f"{time.monotonic() - started:.0f} s"
+        )
     rows = summary(runs, args.targets)
-    write_json(args.json, {**header, "delta": delta, "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}, "summary": rows, "runs": runs})
+    write_json(
+        args.json,
+        {
+            **header,
+            "delta": delta,
+            "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+            "summary": rows,
+            "runs": runs,
+        },
+    )
     plot(runs, args.targets, args.plot)
     print(f"{header['date']} · {header['machine']}")
     print(table(rows, delta))
     bound_rows = [row for row in rows if row["rule"] == Thresholding.LOWER_BOUND.value]
     worst = max(row["failure_share"] for row in bound_rows)
-    print(f"goal (lower-bound failure share ≤ δ = {delta:g} at every target): {'MET' if worst <= delta else 'MISSED'} — worst {worst:.2f}")
+    print(
+        f"goal (lower-bound failure share ≤ δ = {delta:g} at every target): {'MET' if worst <= delta else 'MISSED'} — worst {worst:.2f}"
+    )
     print(f"results: {args.json}; plot: {args.plot}")
     return 0
 

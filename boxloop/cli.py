@@ -13,12 +13,19 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from boxloop.corpus import CorpusSpec, generate_corpus
+from boxloop.corpus import generate_corpus
+from boxloop.corpus_profiles import PROFILE_NAMES, profile_spec
 
 
 def _run_corpus(args: argparse.Namespace) -> int:
+    overrides = {"image_size": args.size, "easy_share": args.easy_share}
     try:
-        spec = CorpusSpec(n_images=args.images, image_size=args.size, easy_share=args.easy_share, seed=args.seed)
+        spec = profile_spec(
+            args.profile,
+            args.images,
+            args.seed,
+            **{name: value for name, value in overrides.items() if value is not None},
+        )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}" for err in exc.errors())
         print(f"boxloop corpus: invalid arguments: {problems}", file=sys.stderr)
@@ -40,13 +47,21 @@ def _add_corpus_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "corpus",
         help="generate a synthetic product-photo corpus with COCO truth",
-        description="Write N synthetic product photos under OUT/images and their COCO truth to OUT/truth.json.",
+        description="Write N synthetic product photos under OUT/images and their COCO truth to OUT/truth.json, "
+        "shaped by a profile (boxloop/corpus_profiles.py).",
     )
+    parser.add_argument(
+        "--profile", choices=PROFILE_NAMES, default=PROFILE_NAMES[0],
+        help="retail (default: one or several products), dense (10-16 small objects, 3 classes), single-class, "
+        "small-objects (7-16 px on the detector's canvas) or mixed-sizes",
+    )  # fmt: skip
     parser.add_argument("--images", type=int, required=True, metavar="N", help="number of images")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (its images/ must be empty)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    parser.add_argument("--size", type=int, default=256, metavar="PX", help="image side in pixels (default 256)")
-    parser.add_argument("--easy-share", type=float, default=0.5, metavar="F", help="share of easy images (default 0.5)")
+    parser.add_argument(
+        "--size", type=int, metavar="PX", help="image side in pixels (default: the profile's, 256 mostly)"
+    )
+    parser.add_argument("--easy-share", type=float, metavar="F", help="share of easy images (default: the profile's)")
     parser.add_argument("--workers", type=int, default=None, metavar="K", help="worker processes (default: all cores)")
     parser.set_defaults(handler=_run_corpus)
 

@@ -24,6 +24,10 @@ blur, low light and noise. The reference box of a product is the tight box of
 its *visible* pixels; a product less than 35% visible is not drawn at all, so
 every product in an image has a reference box.
 
+``CorpusSpec.n_classes`` keeps only the first classes and ``object_scale`` resizes the
+products (the corpus profiles of ``corpus_profiles.py``: dense, single-class, small
+objects, mixed sizes); their defaults render the retail corpus unchanged.
+
 Every image is rendered from its own random stream seeded by ``(seed, index)``,
 so the output bytes do not depend on the number of worker processes.
 
@@ -101,6 +105,9 @@ class CorpusSpec(BaseModel):
     hard_objects: tuple[int, int] = (2, 5)
     occlusion_probability: float = Field(default=0.5, ge=0.0, le=1.0)
     lighting_range: tuple[float, float] = (0.45, 1.0)
+    n_classes: int = Field(default=len(CLASS_NAMES), ge=1, le=len(CLASS_NAMES))
+    object_scale: tuple[float, float] = (1.0, 1.0)
+    """Each product's size is multiplied by a log-uniform draw from this range ((1, 1): today's sizes, no draw)."""
     seed: int = 0
 
     @model_validator(mode="after")
@@ -111,7 +118,20 @@ class CorpusSpec(BaseModel):
         dim, bright = self.lighting_range
         if not 0.05 <= dim <= bright <= 1.5:
             raise ValueError(f"lighting_range must satisfy 0.05 <= min <= max <= 1.5, got {self.lighting_range}")
+        small, large = self.object_scale
+        if not 0.05 <= small <= large <= 2.0:
+            raise ValueError(f"object_scale must satisfy 0.05 <= min <= max <= 2, got {self.object_scale}")
         return self
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes this corpus draws products from: the first ``n_classes`` of ``CLASS_NAMES``."""
+        return CLASS_NAMES[: self.n_classes]
+
+    def draw_scale(self, rng: np.random.Generator) -> float:
+        """A product's size multiplier; draws nothing when the range is a single value (keeps old corpora's bytes)."""
+        small, large = self.object_scale
+        return small if small == large else float(np.exp(rng.uniform(np.log(small), np.log(large))))
 
     def difficulty(self, index: int) -> Difficulty:
         """Easy and hard images interleave so every prefix of the corpus has the easy share."""
@@ -239,13 +259,13 @@ def _clutter_patch(rng: np.random.Generator, height: int, width: int, background
     return _jitter_colour(rng, _resize(window, width, height) * rng.uniform(0.6, 1.2, size=3).astype(np.float32))
 
 
-def _easy_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[_Layer]]:
+def _easy_scene(rng: np.random.Generator, size: int, spec: CorpusSpec) -> tuple[np.ndarray, list[_Layer]]:
     """Near-white table with a gentle gradient, one product near the centre and its soft shadow."""
     base = rng.uniform(228.0, 250.0) + rng.uniform(-4.0, 4.0, size=3)
     ramp = np.linspace(-1.0, 1.0, size, dtype=np.float32) * rng.uniform(-8.0, 8.0)
     canvas = np.broadcast_to(base[None, None, :] + ramp[:, None, None], (size, size, 3)).astype(np.float32)
-    class_id = int(rng.integers(len(CLASS_NAMES)))
-    pixels = _product_patch(rng, class_id, rng.uniform(0.35, 0.6) * size)
+    class_id = int(rng.integers(spec.n_classes))
+    pixels = _product_patch(rng, class_id, rng.uniform(0.35, 0.6) * size * spec.draw_scale(rng))
     height, width = pixels.shape[:2]
     top = int(np.clip((size - height) / 2 + rng.normal(0.0, 0.06 * size), 0, size - height))
     left = int(np.clip((size - width) / 2 + rng.normal(0.0, 0.06 * size), 0, size - width))
@@ -290,8 +310,8 @@ def _hard_scene(rng: np.random.Generator, size: int, spec: CorpusSpec) -> tuple[
         layers.append(_Layer(top, left, _clutter_patch(rng, height, width), shape))
     low, high = spec.hard_objects
     for _ in range(int(rng.integers(low, high + 1))):
-        class_id = int(rng.integers(len(CLASS_NAMES)))
-        pixels = _product_patch(rng, class_id, rng.uniform(0.18, 0.4) * size)
+        class_id = int(rng.integers(spec.n_classes))
+        pixels = _product_patch(rng, class_id, rng.uniform(0.18, 0.4) * size * spec.draw_scale(rng))
         height, width = pixels.shape[:2]
         top = int(rng.integers(-height // 5, size - height + height // 5 + 1))
         left = int(rng.integers(-width // 5, size - width + width // 5 + 1))
@@ -354,7 +374,7 @@ def render_image(spec: CorpusSpec, index: int) -> tuple[bytes, list[dict]]:
     rng = np.random.default_rng([spec.seed, index])
     size, difficulty = spec.image_size, spec.difficulty(index)
     if difficulty == "easy":
-        canvas, layers = _easy_scene(rng, size)
+        canvas, layers = _easy_scene(rng, size, spec)
     else:
         canvas, layers = _hard_scene(rng, size, spec)
     layers, visible = _drop_hidden_products(layers, size)
@@ -458,12 +478,13 @@ def generate_corpus(
         "images": coco_images,
         "annotations": annotations,
         "categories": [
-            {"id": class_id + 1, "name": name, "supercategory": "product"} for class_id, name in enumerate(CLASS_NAMES)
+            {"id": class_id + 1, "name": name, "supercategory": "product"}
+            for class_id, name in enumerate(spec.class_names)
         ],
     }
     truth_path = out_dir / TRUTH_FILE
     truth_path.write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
-    per_class = {name: 0 for name in CLASS_NAMES}
+    per_class = {name: 0 for name in spec.class_names}
     for annotation in annotations:
         per_class[CLASS_NAMES[annotation["category_id"] - 1]] += 1
     n_easy = sum(image["difficulty"] == "easy" for image in coco_images)

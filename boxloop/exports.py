@@ -2,41 +2,28 @@
 
 Every image is named by its image id (the SHA-256 of its bytes) plus the
 extension of its ``source-ref``, so names are unique and stable across runs.
-Readers return ``ExportedImage`` (an image and its boxes) for checking and
-re-import; they fail with a message naming the file and what was wrong.
+A record whose class id is not among the classes fails with ``ExportError``
+naming the image.
 """
 
 from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict
 
 from boxloop.manifest import write_bytes_atomic
-from boxloop.models import Box, LabelRecord
+from boxloop.models import LabelRecord
 
 YOLO_DECIMALS = 6
 
 
 class ExportError(ValueError):
-    """An export cannot be written or read back; the message names the file and the problem."""
-
-
-class ExportedImage(BaseModel):
-    """One image of an export with its boxes (Ground Truth form, pixels)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    image_id: str
-    file_name: str
-    width: int
-    height: int
-    boxes: list[Box]
+    """An export cannot be written; the message names the image and the problem."""
 
 
 def file_name_for(record: LabelRecord) -> str:
@@ -79,35 +66,6 @@ def to_coco(records: Iterable[LabelRecord], class_names: Sequence[str]) -> dict[
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def from_coco(dataset: Mapping[str, Any], class_names: Sequence[str]) -> list[ExportedImage]:
-    """Images and boxes of a COCO dataset, mapping categories to ``class_names`` by name."""
-    try:
-        class_of_category = {
-            category["id"]: _class_id(category["name"], class_names) for category in dataset["categories"]
-        }
-        boxes_of_image: dict[int, list[Box]] = {image["id"]: [] for image in dataset["images"]}
-        for annotation in dataset["annotations"]:
-            left, top, width, height = annotation["bbox"]
-            class_id = class_of_category[annotation["category_id"]]
-            boxes_of_image[annotation["image_id"]].append(
-                Box(class_id=class_id, left=left, top=top, width=width, height=height)
-            )
-        return [
-            ExportedImage(
-                image_id=image.get("image_id", PurePosixPath(image["file_name"]).stem),
-                file_name=image["file_name"],
-                width=image["width"],
-                height=image["height"],
-                boxes=boxes_of_image[image["id"]],
-            )
-            for image in dataset["images"]
-        ]
-    except ExportError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ExportError(f"not a COCO detection dataset: {exc!r}") from exc
-
-
 def write_yolo(records: Iterable[LabelRecord], out_dir: str | os.PathLike[str], class_names: Sequence[str]) -> int:
     """Write ``labels/<image_id>.txt`` (``class cx cy w h``, normalised) and ``data.yaml``; return the image count.
 
@@ -139,34 +97,6 @@ def write_yolo(records: Iterable[LabelRecord], out_dir: str | os.PathLike[str], 
     data = {"path": ".", "labels": "labels", "nc": len(class_names), "names": dict(enumerate(class_names))}
     write_bytes_atomic(root / "data.yaml", yaml.safe_dump(data, sort_keys=False).encode())
     return count
-
-
-def read_yolo(out_dir: str | os.PathLike[str], image_sizes: Mapping[str, tuple[int, int]]) -> list[ExportedImage]:
-    """Read a YOLO export back to pixel boxes; ``image_sizes`` maps image id to (width, height)."""
-    root = Path(out_dir)
-    data = yaml.safe_load((root / "data.yaml").read_text())
-    n_classes = int(data["nc"])
-    images = []
-    for path in sorted((root / "labels").glob("*.txt")):
-        if path.stem not in image_sizes:
-            raise ExportError(f"{path}: no image size given for image {path.stem}")
-        width, height = image_sizes[path.stem]
-        boxes = []
-        for line_number, line in enumerate(path.read_text().splitlines(), start=1):
-            fields = line.split()
-            try:
-                class_id = int(fields[0])
-                cx, cy, w, h = (float(value) for value in fields[1:])
-            except ValueError as exc:
-                raise ExportError(f"{path}, line {line_number}: expected 'class cx cy w h', got {line!r}") from exc
-            if not 0 <= class_id < n_classes:
-                raise ExportError(
-                    f"{path}, line {line_number}: class {class_id} is not in data.yaml's {n_classes} classes"
-                )
-            left, top = (cx - w / 2) * width, (cy - h / 2) * height
-            boxes.append(Box(class_id=class_id, left=left, top=top, width=w * width, height=h * height))
-        images.append(ExportedImage(image_id=path.stem, file_name=path.name, width=width, height=height, boxes=boxes))
-    return images
 
 
 def write_voc(records: Iterable[LabelRecord], out_dir: str | os.PathLike[str], class_names: Sequence[str]) -> int:
@@ -203,33 +133,6 @@ def write_voc(records: Iterable[LabelRecord], out_dir: str | os.PathLike[str], c
     return count
 
 
-def read_voc(out_dir: str | os.PathLike[str], class_names: Sequence[str]) -> list[ExportedImage]:
-    """Read a Pascal VOC export back; class names are mapped to ids by ``class_names``."""
-    images = []
-    for path in sorted((Path(out_dir) / "Annotations").glob("*.xml")):
-        try:
-            annotation = ElementTree.parse(path).getroot()
-            boxes = []
-            for obj in annotation.iter("object"):
-                bndbox = obj.find("bndbox")
-                xmin, ymin, xmax, ymax = (float(_text(bndbox, tag)) for tag in ("xmin", "ymin", "xmax", "ymax"))
-                class_id = _class_id(_text(obj, "name"), class_names)
-                boxes.append(Box(class_id=class_id, left=xmin, top=ymin, width=xmax - xmin, height=ymax - ymin))
-            size = annotation.find("size")
-            images.append(
-                ExportedImage(
-                    image_id=path.stem,
-                    file_name=_text(annotation, "filename"),
-                    width=int(_text(size, "width")),
-                    height=int(_text(size, "height")),
-                    boxes=boxes,
-                )
-            )
-        except (ElementTree.ParseError, ValueError, AttributeError) as exc:
-            raise ExportError(f"{path}: not a Pascal VOC annotation: {exc}") from exc
-    return images
-
-
 def _check_classes(record: LabelRecord, class_names: Sequence[str]) -> None:
     for box in record.boxes:
         if box.class_id >= len(class_names):
@@ -238,22 +141,8 @@ def _check_classes(record: LabelRecord, class_names: Sequence[str]) -> None:
             )
 
 
-def _class_id(name: str, class_names: Sequence[str]) -> int:
-    try:
-        return list(class_names).index(name)
-    except ValueError:
-        raise ExportError(f"class {name!r} is not one of {list(class_names)}") from None
-
-
 def _sub(parent: ElementTree.Element, tag: str, text: str | None = None) -> ElementTree.Element:
     element = ElementTree.SubElement(parent, tag)
     if text is not None:
         element.text = text
     return element
-
-
-def _text(element: ElementTree.Element | None, tag: str) -> str:
-    child = element.find(tag) if element is not None else None
-    if child is None or child.text is None:
-        raise ValueError(f"missing <{tag}>")
-    return child.text

@@ -8,7 +8,9 @@
   ``answerContent``, ``workerId``, ``timeSpentInSeconds``, ``submissionTime``; ``inputContent``
   echoing the input). The worker template names its crowd-bounding-box ``annotatedResult``.
 - ``review_output`` turns an output into an accepted ``HumanLabel``, a rejection with reasons
-  (the image returns to the pool), or a gold score for the workers.
+  (the image returns to the pool), a gold score for the workers, or, when a worker said the
+  image cannot be labelled (``answerContent.cannotLabel``, from boxloop's labelling page), an
+  ``UnlabellableAnswer`` with their reasons (the image leaves the pool, reported).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -78,10 +80,18 @@ class AnnotatedResult(BaseModel):
     inputImageProperties: ImageProperties
 
 
+class CannotLabel(BaseModel):
+    """A worker's statement that the image cannot be labelled, and why."""
+
+    reason: str = Field(min_length=1)
+
+
 class BoundingBoxAnswerContent(BaseModel):
-    """``answerContent`` of the worker template (its crowd-bounding-box is named ``annotatedResult``)."""
+    """``answerContent`` of the worker template (its crowd-bounding-box is named ``annotatedResult``);
+    ``cannotLabel`` is set when the worker could not label the image (boxloop's labelling page)."""
 
     annotatedResult: AnnotatedResult
+    cannotLabel: CannotLabel | None = None
 
 
 class HumanAnswer(BaseModel):
@@ -92,6 +102,8 @@ class HumanAnswer(BaseModel):
     submissionTime: datetime
     acceptanceTime: datetime | None = None
     timeSpentInSeconds: float | None = Field(default=None, ge=0.0)
+    openToSubmitSeconds: float | None = Field(default=None, ge=0.0)
+    """boxloop's labelling page: seconds from opening the task to submitting it (active time is charged)."""
 
     @property
     def time_spent_seconds(self) -> float:
@@ -123,10 +135,10 @@ class AcceptedAnswer(BaseModel):
     label: HumanLabel
 
 
-class RejectedAnswer(BaseModel):
-    """A human answer that failed QC: the reasons; the image goes back to the pool."""
+class _AnswerWithReasons(BaseModel):
+    """The fields of an answer that gives no label, only reasons (each kind narrows ``kind``)."""
 
-    kind: Literal["rejected"] = "rejected"
+    kind: str
     image_id: str
     source_ref: str
     human_loop_name: str
@@ -134,6 +146,12 @@ class RejectedAnswer(BaseModel):
     worker_ids: list[str]
     time_spent_seconds: float = Field(ge=0.0)
     submitted_at: datetime
+
+
+class RejectedAnswer(_AnswerWithReasons):
+    """A human answer that failed QC: the reasons; the image goes back to the pool."""
+
+    kind: Literal["rejected"] = "rejected"
 
 
 class GoldAnswer(BaseModel):
@@ -148,7 +166,14 @@ class GoldAnswer(BaseModel):
     submitted_at: datetime
 
 
-ReviewedAnswer = AcceptedAnswer | RejectedAnswer | GoldAnswer
+class UnlabellableAnswer(_AnswerWithReasons):
+    """A worker said the image cannot be labelled: their reasons; the image leaves the pool, reported."""
+
+    kind: Literal["unlabellable"] = "unlabellable"
+
+
+ReviewedAnswer = AcceptedAnswer | RejectedAnswer | GoldAnswer | UnlabellableAnswer
+AnswerWithReasonsT = TypeVar("AnswerWithReasonsT", RejectedAnswer, UnlabellableAnswer)
 
 
 def human_loop_name(run_id: str, iteration: int, image_id: str) -> str:
@@ -192,7 +217,9 @@ def parse_human_loop_output(raw: bytes | str) -> HumanLoopOutput:
     except json.JSONDecodeError as exc:
         raise HumanLoopOutputError(f"output.json is not valid JSON: {exc}") from exc
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
         raise HumanLoopOutputError(f"output.json is not a boxloop human-loop output: {problems}") from exc
 
 
@@ -234,7 +261,9 @@ def review_output(
     gold_boxes: Sequence[Box] | None = None,
     size_stats: ClassSizeStats | None = None,
 ) -> ReviewedAnswer:
-    """QC one finished loop: gold tasks score their workers; others give a label or a rejection.
+    """QC one finished loop: gold tasks score their workers; others give a label or a rejection, or an
+    ``UnlabellableAnswer`` when a worker said the image cannot be labelled (on a gold task that answer
+    scores as no boxes).
 
     Answers from two or more workers are consolidated (``boxloop.qc.consolidate_answers``)
     before the rules (``boxloop.qc.check_rules``) are applied to the result.
@@ -243,11 +272,30 @@ def review_output(
     worker_ids = [answer.workerId for answer in output.humanAnswers]
     submitted_at = max(answer.submissionTime for answer in output.humanAnswers)
     time_spent = output.time_spent_seconds
+
+    def without_label(answer_type: type[AnswerWithReasonsT], reasons: list[str]) -> AnswerWithReasonsT:
+        return answer_type(
+            image_id=task.image_id,
+            source_ref=task.taskObject,
+            human_loop_name=output.humanLoopName,
+            reasons=reasons,
+            worker_ids=worker_ids,
+            time_spent_seconds=time_spent,
+            submitted_at=submitted_at,
+        )
+
     per_worker = [_worker_boxes(answer, task.labels, task) for answer in output.humanAnswers]
     reasons = [reason for _, worker_reasons in per_worker for reason in worker_reasons]
     answers = [boxes for boxes, _ in per_worker]
     if task.purpose == HumanTaskPurpose.GOLD and gold_boxes is None:
         raise ValueError(f"gold task for image {task.image_id} has no known answer to score against")
+    cannot_label = [
+        f"worker {answer.workerId}: {answer.answerContent.cannotLabel.reason}"
+        for answer in output.humanAnswers
+        if answer.answerContent.cannotLabel is not None
+    ]
+    if cannot_label and task.purpose != HumanTaskPurpose.GOLD:
+        return without_label(UnlabellableAnswer, cannot_label)
     if not reasons and task.purpose == HumanTaskPurpose.GOLD:
         scores = score_workers_on_gold(
             (answer.workerId, boxes, gold_boxes) for answer, boxes in zip(output.humanAnswers, answers, strict=True)
@@ -264,15 +312,7 @@ def review_output(
         boxes = consolidate_answers(answers) if len(answers) > 1 else answers[0]
         reasons = check_rules(boxes, task.width, task.height, n_classes, qc, size_stats)
     if reasons:
-        return RejectedAnswer(
-            image_id=task.image_id,
-            source_ref=task.taskObject,
-            human_loop_name=output.humanLoopName,
-            reasons=reasons,
-            worker_ids=worker_ids,
-            time_spent_seconds=time_spent,
-            submitted_at=submitted_at,
-        )
+        return without_label(RejectedAnswer, reasons)
     label = HumanLabel(
         image_id=task.image_id,
         source_ref=task.taskObject,

@@ -1,11 +1,13 @@
-"""Validate an uploaded image from its size, first bytes and last bytes, without decoding pixels.
+"""Validate an uploaded image against the image contract (``boxloop.image_contract``).
 
-Ingest reads only an object's size (HEAD), its head (a ranged GET) and its tail (another
-ranged GET). These pure functions turn those bytes into either the image's format and
-dimensions or a rejection with a reason code and a message a user can act on.
+Ingest reads an object's size (HEAD) and its head (a ranged GET) to reject cheaply, then the
+whole object to decode every pixel with the detector's own decoder. These pure functions turn
+those bytes into either the image's format and oriented dimensions or a rejection with a
+reason code and a message a user can act on.
 
 Accepted formats are JPEG and PNG. The order of checks: size (empty, too large) → header
-(not an image, unsupported format, decompression bomb) → ending (truncated).
+(not an image, unsupported format, decompression bomb) → full decode (truncated, undecodable).
+Bytes after a valid end marker (a phone's "motion photo" video, padding) are accepted.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ import io
 import warnings
 from datetime import datetime
 from enum import Enum
-from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
+from boxloop.image_contract import MAX_BYTES, MAX_PIXELS, ImageDecodeError, ImageFormat, decode_rgb
+
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-JPEG_END_OF_IMAGE = b"\xff\xd9"
 PNG_IEND_CHUNK = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+DECODE_CHECK_SIDE = 256
+"""The full decode check's working size: a JPEG decodes at a reduced DCT scale (every byte still read)."""
 
 
 class RejectionCode(str, Enum):
@@ -34,20 +38,21 @@ class RejectionCode(str, Enum):
     UNSUPPORTED_FORMAT = "unsupported_format"
     DECOMPRESSION_BOMB = "decompression_bomb"
     TRUNCATED = "truncated"
+    UNDECODABLE = "undecodable"
 
 
 class ImageLimits(BaseModel):
     """What ingest accepts and how many bytes it reads to decide.
 
-    ``max_bytes`` is Ground Truth's 40 MB per image; ``max_pixels`` guards against
-    decompression bombs (a small file that would expand to a huge bitmap).
+    The defaults are the image contract's: ``max_bytes`` is Ground Truth's 40 MB per image;
+    ``max_pixels`` guards against decompression bombs (a small file that would expand to a
+    huge bitmap). Neither may exceed the contract, so whatever ingest registers, the detector decodes.
     """
 
-    max_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
-    max_pixels: int = Field(default=50_000_000, gt=0)
+    max_bytes: int = Field(default=MAX_BYTES, gt=0, le=MAX_BYTES)
+    max_pixels: int = Field(default=MAX_PIXELS, gt=0, le=MAX_PIXELS)
     head_bytes: int = Field(default=64 * 1024, ge=64)
     max_head_bytes: int = Field(default=1024 * 1024, ge=64)
-    tail_bytes: int = Field(default=64, ge=len(PNG_IEND_CHUNK))
 
 
 class Rejection(BaseModel):
@@ -68,9 +73,17 @@ class QuarantineRecord(BaseModel):
 
 
 class ImageHeader(BaseModel):
-    """What the header says about an acceptable image."""
+    """What the header says about an acceptable image (stored size, before EXIF orientation)."""
 
-    format: Literal["JPEG", "PNG"]
+    format: ImageFormat
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+
+
+class DecodedImage(BaseModel):
+    """An image the detector decodes: its format and its oriented size (what people and the detector see)."""
+
+    format: ImageFormat
     width: int = Field(gt=0)
     height: int = Field(gt=0)
 
@@ -93,7 +106,7 @@ def check_size(size: int, limits: ImageLimits) -> Rejection | None:
     return None
 
 
-def _signature_format(head: bytes) -> Literal["JPEG", "PNG"] | None:
+def _signature_format(head: bytes) -> ImageFormat | None:
     if head.startswith(JPEG_SIGNATURE):
         return "JPEG"
     if head.startswith(PNG_SIGNATURE):
@@ -178,21 +191,18 @@ def check_header(head: bytes, size: int, limits: ImageLimits) -> ImageHeader | R
     return ImageHeader(format=image_format, width=width, height=height)
 
 
-def check_ending(image_format: Literal["JPEG", "PNG"], tail: bytes) -> Rejection | None:
-    """Reject a file whose last bytes are not the format's end marker (a truncated upload).
+def check_decodes(data: bytes) -> DecodedImage | Rejection:
+    """Decode every pixel of the whole object ``data`` with the detector's decoder (``decode_rgb``).
 
-    A JPEG must end with the end-of-image marker FFD9 (trailing NUL padding, which some
-    encoders add, is tolerated); a PNG must end with its IEND chunk.
+    A file that ends before its pixel data does, or a PNG without its IEND chunk (which PIL
+    would decode without its last checksum), is ``truncated``; one whose data is broken (a
+    damaged middle, even when it still ends with a valid end marker) is ``undecodable``.
     """
-    if image_format == "JPEG":
-        complete = tail.rstrip(b"\x00").endswith(JPEG_END_OF_IMAGE)
-        expected = "the JPEG end-of-image marker FFD9"
-    else:
-        complete = tail.endswith(PNG_IEND_CHUNK)
-        expected = "the PNG IEND chunk"
-    if complete:
-        return None
-    return Rejection(
-        reason_code=RejectionCode.TRUNCATED,
-        message=f"the file is truncated: it does not end with {expected}",
-    )
+    try:
+        _, image_format, width, height = decode_rgb(data, "the file", DECODE_CHECK_SIDE)
+    except ImageDecodeError as exc:
+        code = RejectionCode.TRUNCATED if exc.truncated else RejectionCode.UNDECODABLE
+        return Rejection(reason_code=code, message=str(exc))
+    if image_format == "PNG" and PNG_IEND_CHUNK not in data:
+        return Rejection(reason_code=RejectionCode.TRUNCATED, message="the file is truncated: it has no PNG IEND chunk")
+    return DecodedImage(format=image_format, width=width, height=height)

@@ -108,7 +108,7 @@ def line_to_record(line: dict[str, Any], attribute: str) -> LabelRecord:
     if not isinstance(annotations, list) or not isinstance(objects, list):
         raise ManifestError(f"{attribute}.annotations and {metadata_key}.objects must be lists")
     if not all(isinstance(obj, dict) for obj in objects):
-        raise ManifestError(f"{metadata_key}.objects must hold {{\"confidence\": c}} objects")
+        raise ManifestError(f'{metadata_key}.objects must hold {{"confidence": c}} objects')
     if len(annotations) != len(objects):
         raise ManifestError(
             f"{attribute}.annotations has {len(annotations)} boxes but {metadata_key}.objects has {len(objects)}"
@@ -184,12 +184,6 @@ def iter_records(lines: Iterable[str | bytes], source_name: str, attribute: str)
             yield line_to_record(decoded, attribute)
         except ManifestError as exc:
             raise ManifestError(f"{source_name}, line {line_number}: {exc}") from exc
-
-
-def read_manifest_file(path: str | os.PathLike[str], attribute: str) -> Iterator[LabelRecord]:
-    """Stream the LabelRecords of a local manifest file (errors name the file and line)."""
-    with open(path, "rb") as handle:
-        yield from iter_records(handle, str(path), attribute)
 
 
 def iter_jsonl_models(lines: Iterable[str | bytes], model_cls: type[ModelT], source_name: str) -> Iterator[ModelT]:

@@ -95,7 +95,6 @@ class HumanLabel(BaseModel):
     job_name: str
 
 
-
 class HumanTaskPurpose(str, Enum):
     """Why an image is shown to people (DESIGN.md, "The loop" and "Human work")."""
 
@@ -103,6 +102,8 @@ class HumanTaskPurpose(str, Enum):
     UNCERTAIN = "uncertain"
     AUDIT = "audit"
     GOLD = "gold"
+    REMAINING = "remaining"
+    """An image the loop left unlabelled, finished by people after it stopped learning."""
 
 
 class HumanTask(BaseModel):
@@ -119,6 +120,7 @@ class HumanTask(BaseModel):
     purpose: HumanTaskPurpose
     prefill: list[ScoredBox] = Field(default_factory=list)
     gold_boxes: list[Box] | None = None
+
 
 class LabelRecord(BaseModel):
     """Our typed view of one Ground Truth augmented-manifest line.
@@ -179,6 +181,8 @@ class IterationMetrics(BaseModel):
     audit_labelled: int = Field(ge=0)
     rejected_by_qc: int = Field(ge=0)
     unanswered: int = Field(ge=0)
+    unlabellable: int = Field(default=0, ge=0)
+    """Images a labeller said cannot be labelled (with a reason): they left the pool."""
     unlabelled_remaining: int = Field(ge=0)
     human_seconds: float = Field(ge=0.0)
     human_seconds_total: float = Field(ge=0.0)

@@ -1,7 +1,7 @@
 """Immutable manifest versions: per-shard merges, an index with checksums, ``LATEST`` last.
 
 A version lives under ``runs/<run-id>/manifests/v<NNNN>/`` as ``shard-<iiiii>.jsonl``
-files plus ``index.json``. Images are partitioned by a hash of their id
+files plus ``index.json`` (names and keys: ``boxloop.layout``). Images are partitioned by a hash of their id
 (``shard_for``) and each shard is sorted by image id, so shard *i* of a new
 version is the merge of shard *i* of the previous version with the new labels
 that fall in shard *i*: shards merge independently (in parallel where useful)
@@ -27,16 +27,16 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from boxloop.layout import INDEX_NAME, LATEST_NAME, shard_name, version_name
 from boxloop.manifest import check_attribute_name, dumps_record, write_bytes_atomic
 from boxloop.models import Box, HumanLabel, LabelRecord, LabelSource, Prediction
 
-INDEX_NAME = "index.json"
-LATEST_NAME = "LATEST"
 DEFAULT_SHARDS = 16
 
 _HUMAN_RANK = {LabelSource.AUTO.value: 0, LabelSource.HUMAN.value: 1, LabelSource.AUDIT.value: 1}
@@ -99,26 +99,6 @@ class MergedShard(NamedTuple):
     counts: dict[str, int]
     new_labels: int
     new_labels_sha256: str
-
-
-def version_name(version: int) -> str:
-    """The folder name of a version: ``v0003``."""
-    return f"v{version:04d}"
-
-
-def shard_name(shard_index: int) -> str:
-    """The file name of shard ``shard_index`` inside a version folder."""
-    return f"shard-{shard_index:05d}.jsonl"
-
-
-def manifest_key(run_id: str, version: int, name: str) -> str:
-    """The storage key of a file (shard or index) of a version: ``runs/<run>/manifests/v0003/<name>``."""
-    return f"runs/{run_id}/manifests/{version_name(version)}/{name}"
-
-
-def latest_key(run_id: str) -> str:
-    """The storage key of the run's ``LATEST`` pointer."""
-    return f"runs/{run_id}/manifests/{LATEST_NAME}"
 
 
 def parse_latest(text: str | bytes) -> int:
@@ -455,15 +435,12 @@ def _spool_by_shard(staging: Path, records: Iterable[LabelRecord], attribute: st
     manifest line, so merging does not decode whole manifest lines again.
     """
     paths = [staging / f"new-{shard_index:05d}.jsonl" for shard_index in range(n_shards)]
-    handles = [open(path, "w", encoding="utf-8") for path in paths]
-    try:
+    with ExitStack() as stack:
+        handles = [stack.enter_context(open(path, "w", encoding="utf-8")) for path in paths]
         for record in records:
             entry = entry_from_record(record, attribute)
             header = json.dumps([entry.image_id, entry.label_source, *entry.precedence])
             handles[shard_for(record.image_id, n_shards)].write(f"{header}\t{entry.line}\n")
-    finally:
-        for handle in handles:
-            handle.close()
     return paths
 
 

@@ -2,7 +2,7 @@
 
 A human answer that breaks a rule is re-queued, never merged (DESIGN.md, "Human
 work"); the initial sample fails the run when too large a share breaks rules,
-as Ground Truth's does.
+as Ground Truth's does, or when nobody answered it (``check_initial_sample``).
 """
 
 from __future__ import annotations
@@ -159,6 +159,29 @@ def consolidate_answers(answers: Sequence[Sequence[Box]], match_iou: float = 0.5
         if 2 * len(members) > len(answers)
     ]
     return sorted(consensus, key=lambda box: (box.class_id, box.left, box.top, box.width, box.height))
+
+
+class InitialSampleQuality(BaseModel):
+    """CheckHumanLabelQuality's figures for the initial sample."""
+
+    accepted: int = Field(ge=0)
+    rejected: int = Field(ge=0)
+    unanswered: int = Field(ge=0)
+    failed_share: float = Field(ge=0.0, le=1.0)
+
+
+def check_initial_sample(accepted: int, rejected: int, sent: int, max_share: float) -> InitialSampleQuality:
+    """The initial sample's QC figures; HumanQualityError when nobody answered or more than ``max_share`` failed."""
+    answered = accepted + rejected
+    if answered == 0:
+        raise HumanQualityError(
+            f"none of the {sent} initial-sample images was answered before the human step ended: "
+            "check the workforce (worker portal, work team) before restarting"
+        )
+    initial_sample_gate(rejected, answered, max_share)
+    return InitialSampleQuality(
+        accepted=accepted, rejected=rejected, unanswered=max(sent - answered, 0), failed_share=rejected / answered
+    )
 
 
 def initial_sample_gate(n_failed: int, n_total: int, max_share: float) -> None:

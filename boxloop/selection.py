@@ -10,7 +10,6 @@ picks a diverse, uncertain batch that fits the remaining human budget.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
@@ -19,7 +18,12 @@ from typing import Literal, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from boxloop.config import LabelingConfig
+from boxloop.keyed_draw import keyed_rank
 from boxloop.models import Prediction, ScoredBox
+
+DIVERSITY_POOL_FACTOR = 4
+"""Candidates kept per shard per image of the human batch (``select_for_humans``' diversity pool)."""
 
 
 class Candidate(BaseModel):
@@ -69,6 +73,16 @@ class ShardRouting(BaseModel):
     """
 
     auto: list[Prediction]
+    candidates: list[Candidate]
+    audit_candidates: list[Candidate]
+    failed_image_ids: list[str]
+    counts: RoutingCounts
+
+
+class RoutedCandidates(BaseModel):
+    """``routing/candidates/<shard>.json``: one routed shard's candidates for humans, audit candidates and counts."""
+
+    shard_key: str
     candidates: list[Candidate]
     audit_candidates: list[Candidate]
     failed_image_ids: list[str]
@@ -125,7 +139,7 @@ def _candidate_rank(candidate: Candidate) -> tuple[float, str]:
 
 
 def _audit_rank(image_id: str, seed: int) -> tuple[str, str]:
-    return (hashlib.sha256(f"{seed}:{image_id}".encode()).hexdigest(), image_id)
+    return (keyed_rank(seed, None, image_id), image_id)
 
 
 def _to_candidate(prediction: Prediction) -> Candidate:
@@ -162,7 +176,7 @@ def route_shard(
     are auto-labelled (none when ``threshold`` is None) and the others are
     uncertain, of which only the top ``max_candidates`` by (uncertainty desc,
     image_id asc) are kept, in bounded memory. The audit slice is the
-    ``audit_size`` auto-labels with the smallest sha256(f"{seed}:{image_id}").
+    ``audit_size`` auto-labels with the smallest keyed rank ``sha256("<seed>:<image id>")``.
     Raises ValueError for an image id seen twice in the shard.
     """
     _check_non_negative(max_candidates=max_candidates, audit_size=audit_size)
@@ -203,9 +217,26 @@ def route_shard(
     )
 
 
-def _merged(
-    shard_results: Iterable[list[Candidate]], limit: int, key: Callable[[Candidate], tuple]
-) -> list[Candidate]:
+def route_for_iteration(
+    predictions: Iterable[Prediction],
+    threshold: float | None,
+    exclude_ids: Container[str],
+    config: LabelingConfig,
+    iteration: int,
+) -> ShardRouting:
+    """``route_shard`` with the loop's settings: ``human_batch_size * DIVERSITY_POOL_FACTOR`` candidates,
+    ``audit_size`` audit candidates, audit seed ``config.seed + iteration``."""
+    return route_shard(
+        predictions,
+        threshold,
+        exclude_ids,
+        max_candidates=config.human_batch_size * DIVERSITY_POOL_FACTOR,
+        audit_size=config.audit_size,
+        seed=config.seed + iteration,
+    )
+
+
+def _merged(shard_results: Iterable[list[Candidate]], limit: int, key: Callable[[Candidate], tuple]) -> list[Candidate]:
     seen: set[str] = set()
 
     def unique(candidates: Iterable[Candidate]) -> Iterator[Candidate]:
@@ -272,7 +303,7 @@ def select_for_humans(
     batch_size: int,
     remaining_budget_seconds: float,
     seconds_per_image: Callable[[Candidate], float],
-    diversity_pool_factor: int = 4,
+    diversity_pool_factor: int = DIVERSITY_POOL_FACTOR,
 ) -> Selection:
     """Pick up to ``batch_size`` uncertain, diverse images whose estimated seconds fit the budget.
 

@@ -255,7 +255,7 @@ def choose_threshold(
         raise ValueError(f"unknown bound {bound!r}")
     curve = [
         ThresholdCurvePoint(threshold=float(t), n=int(n), mean_quality=float(m), lower_bound=float(lb))
-        for t, n, m, lb in zip(thresholds, counts, means, lower_bounds)
+        for t, n, m, lb in zip(thresholds, counts, means, lower_bounds, strict=True)
     ]
 
     tested = np.flatnonzero(counts >= min_count)

@@ -5,7 +5,8 @@ Used by local runs and benchmarks in place of A2I / Ground Truth workers (DESIGN
 ``error_rate × skill`` (each worker has a fixed skill multiplier, lognormal around 1
 and normalised to mean 1 over the workforce). Of the erroneous objects 62% are
 boundary errors (every edge moved by 8–30% of the box's side, clipped to the image),
-23% are missed and 15% get a wrong class. Correct objects keep their class and get a
+23% are missed and 15% get a wrong class; with a single class there is no wrong class,
+so errors split between boundary and missed in the same 62:23 proportion. Correct objects keep their class and get a
 pixel or so of hand jitter. Time spent is ``labeling_time.expected_label_seconds``
 times lognormal noise with mean 1.
 
@@ -44,6 +45,15 @@ class WorkerAnswer(BaseModel):
     worker_id: str
     boxes: list[Box]
     time_spent_seconds: float = Field(ge=0.0)
+
+
+def error_kind_shares(n_classes: int) -> dict[str, float]:
+    """The error mix for ``n_classes`` classes: Ground Truth's, without wrong-class errors when there is one class."""
+    if n_classes > 1:
+        return dict(ERROR_KIND_SHARES)
+    possible = {kind: share for kind, share in ERROR_KIND_SHARES.items() if kind != "wrong_class"}
+    total = sum(possible.values())
+    return {kind: share / total for kind, share in possible.items()}
 
 
 def _key_number(image_key: str) -> int:
@@ -87,8 +97,8 @@ class SimulatedWorkforce:
             raise ValueError(f"error_rate must be in [0, 1], got {error_rate}")
         if n_workers < 1:
             raise ValueError(f"n_workers must be at least 1, got {n_workers}")
-        if n_classes < 2 and error_rate > 0.0:
-            raise ValueError(f"n_classes must be at least 2 to simulate wrong-class errors, got {n_classes}")
+        if n_classes < 1:
+            raise ValueError(f"n_classes must be at least 1, got {n_classes}")
         for image_key, boxes in truth.items():
             for box in boxes:
                 if box.class_id >= n_classes:
@@ -97,6 +107,7 @@ class SimulatedWorkforce:
                     )
         self._truth = {image_key: list(boxes) for image_key, boxes in truth.items()}
         self._n_classes = n_classes
+        self._error_kinds = error_kind_shares(n_classes)
         self._error_rate = error_rate
         self._seed = seed
         self._time_spread = time_spread
@@ -141,11 +152,11 @@ class SimulatedWorkforce:
         worker_id = self.worker_for(image_key, attempt)
         rng = np.random.default_rng([self._seed, _key_number(image_key), attempt])
         error_probability = min(1.0, self._error_rate * self.worker_skill[worker_id])
-        kinds = list(ERROR_KIND_SHARES)
+        kinds = list(self._error_kinds)
         boxes: list[Box] = []
         for true_box in truth:
             erroneous = rng.random() < error_probability
-            kind = kinds[rng.choice(len(kinds), p=list(ERROR_KIND_SHARES.values()))]
+            kind = kinds[rng.choice(len(kinds), p=list(self._error_kinds.values()))]
             if erroneous and kind == "missed":
                 continue
             sides = np.array([true_box.width, true_box.height, true_box.width, true_box.height])
@@ -160,5 +171,5 @@ class SimulatedWorkforce:
             boxes.append(box)
         is_cluttered = len(truth) > 1 if cluttered is None else cluttered
         expected = expected_label_seconds(n_objects=len(truth), prefilled=bool(prefill), cluttered=is_cluttered)
-        noise = rng.lognormal(-self._time_spread**2 / 2, self._time_spread)
+        noise = rng.lognormal(-(self._time_spread**2) / 2, self._time_spread)
         return WorkerAnswer(worker_id=worker_id, boxes=boxes, time_spent_seconds=round(float(expected * noise), 2))

@@ -11,10 +11,7 @@ from infra.stack import BoxloopStack
 
 def build_app(app: cdk.App) -> BoxloopStack:
     """Add the stack of the environment the context names, and cdk-nag's AwsSolutions checks."""
-    context = {
-        key: app.node.try_get_context(key)
-        for key in ("env", ENVIRONMENTS_CONTEXT_KEY, *OVERRIDABLE_KEYS)
-    }
+    context = {key: app.node.try_get_context(key) for key in ("env", ENVIRONMENTS_CONTEXT_KEY, *OVERRIDABLE_KEYS)}
     settings = environment_settings(context)
     stack = BoxloopStack(
         app,

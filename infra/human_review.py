@@ -1,9 +1,12 @@
-"""The human step on AWS: the human-review queue, its consumer, the answer handler and the A2I flow definition.
+"""The human step on AWS: the human-review queue, its consumer, the answer handler and, for the ``a2i``
+workforce only, the A2I flow definition.
 
-CloudFormation has no A2I resources, so the human task UI and the flow definition
-are created with ``AwsCustomResource`` SDK calls. Both are immutable in SageMaker:
-their names carry a hash of what defines them, so a change creates new ones and
-CloudFormation deletes the old ones.
+A2I resources exist only where an environment sets ``workforce: a2i`` with its workteam's ARN
+(``infra/settings.py`` validates it): A2I is closed to new AWS customers, and a flow definition
+on a missing workteam rolls the whole stack back. CloudFormation has no A2I resources, so the
+human task UI and the flow definition are created with ``AwsCustomResource`` SDK calls. Both are
+immutable in SageMaker: their names carry a hash of what defines them, so a change creates new
+ones and CloudFormation deletes the old ones.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Aws, Duration
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
@@ -21,14 +25,17 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from boxloop.layout import A2I_OUTPUT_PREFIX, IMAGES_PREFIX, REJECTED_ANSWERS_PREFIX, RUNS_PREFIX
+from infra.labelling_tasks import LABELLING_TABLE_ENV
 from infra.lambda_image import REPOSITORY_ROOT, container_function
-from infra.nag import acknowledge_object_prefixes
+from infra.nag import acknowledge, acknowledge_object_prefixes, arn_token
 from infra.queues import queue_with_dlq
+from infra.run_key_patterns import ANY_RUN, REVIEWED_ANSWERS, every_iteration
 from infra.settings import EnvironmentSettings
 from infra.storage import Storage
 
 WORKER_TEMPLATE = REPOSITORY_ROOT / "lambdas" / "human_review" / "worker_template.liquid.html"
-A2I_OUTPUT_PREFIX = "a2i-output/"
+ANSWER_FILE = "output.json"
 CONSUMER_TIMEOUT = Duration.minutes(5)
 
 
@@ -44,7 +51,10 @@ def read_worker_template(path: Path = WORKER_TEMPLATE) -> str:
 
 
 class HumanReview(Construct):
-    """Queue (+DLQ) → consumer Lambda → A2I human loops; ``a2i-output/`` objects → answer Lambda → task token."""
+    """Queue (+DLQ) → consumer Lambda → the workforce's tasks; answer objects → answer Lambda → task token.
+
+    ``flow_definition_arn`` is None unless the environment's workforce is ``a2i``.
+    """
 
     def __init__(
         self,
@@ -60,37 +70,34 @@ class HumanReview(Construct):
         self.queue, self.dead_letter_queue = queue_with_dlq(
             self, "HumanReviewQueue", visibility_timeout=Duration.seconds(CONSUMER_TIMEOUT.to_seconds() * 6)
         )
-        template = read_worker_template()
-        self.a2i_role = self._a2i_role(bucket)
-        task_ui_name = f"boxloop-{settings.name}-boxes-{_short_hash(template)}"
-        self.task_ui = self._human_task_ui(task_ui_name, template)
-        task_ui_arn = self.task_ui.get_response_field("HumanTaskUiArn")
-        workers = int(settings.labelling_defaults.get("qc", {}).get("workers_per_image", 1))
-        flow_name = f"boxloop-{settings.name}-flow-{_short_hash(task_ui_name, settings.workteam_arn, str(workers))}"
-        self.flow_definition = self._flow_definition(flow_name, task_ui_arn, bucket, settings.workteam_arn, workers)
-        self.flow_definition_arn = self.flow_definition.get_response_field("FlowDefinitionArn")
-
-        env = {**environment, "HUMAN_QUEUE_URL": self.queue.queue_url, "FLOW_DEFINITION_ARN": self.flow_definition_arn}
+        self.flow_definition_arn: str | None = None
+        env = {**environment, "HUMAN_QUEUE_URL": self.queue.queue_url}
+        if settings.workforce == "a2i" and settings.workteam_arn is not None:
+            flow_name = self._a2i_flow(settings, bucket, settings.workteam_arn)
+            env["FLOW_DEFINITION_ARN"] = self.flow_definition_arn = self.flow_definition.get_response_field(
+                "FlowDefinitionArn"
+            )
         self.consumer = container_function(
             self,
             "ConsumerFunction",
             handler="lambdas.human_review.consumer.handler",
-            description="Starts one A2I human loop per task of a human batch",
+            description="Hands each human batch to the workforce (or resumes the run at once when it is empty)",
             service_name="boxloop-human-review-consumer",
             environment=env,
             settings=settings,
             timeout=CONSUMER_TIMEOUT,
         )
-        self.consumer.add_event_source(sources.SqsEventSource(self.queue, batch_size=1, report_batch_item_failures=True))
-        bucket.grant_read(self.consumer, "runs/*")
-        bucket.grant_read(self.consumer, "incoming/*")
-        storage.runs_table.grant_read_write_data(self.consumer)
-        self.consumer.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:StartHumanLoop"],
-                resources=[f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:flow-definition/{flow_name}"],
-            )
+        self.consumer.add_event_source(
+            sources.SqsEventSource(self.queue, batch_size=1, report_batch_item_failures=True)
         )
+        bucket.grant_read(self.consumer, f"{RUNS_PREFIX}*")
+        bucket.grant_read(self.consumer, f"{IMAGES_PREFIX}*")
+        storage.runs_table.grant_read_write_data(self.consumer)
+        if self.flow_definition_arn is not None:
+            flow_arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:flow-definition/{flow_name}"
+            self.consumer.add_to_role_policy(
+                iam.PolicyStatement(actions=["sagemaker:StartHumanLoop"], resources=[flow_arn])
+            )
 
         self.answer = container_function(
             self,
@@ -101,44 +108,101 @@ class HumanReview(Construct):
             environment=env,
             settings=settings,
         )
-        bucket.add_event_notification(
-            s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.answer), s3.NotificationKeyFilter(prefix=A2I_OUTPUT_PREFIX)
+        if self.flow_definition_arn is not None:
+            bucket.add_event_notification(
+                s3.EventType.OBJECT_CREATED,
+                s3n.LambdaDestination(self.answer),
+                s3.NotificationKeyFilter(prefix=A2I_OUTPUT_PREFIX),
+            )
+            bucket.grant_read(self.answer, f"{A2I_OUTPUT_PREFIX}*")
+        answer_reads = (ANY_RUN.config, every_iteration(ANY_RUN.tasks))
+        answer_writes = (*REVIEWED_ANSWERS, f"{REJECTED_ANSWERS_PREFIX}*")
+        for pattern in answer_reads:
+            bucket.grant_read(self.answer, pattern)
+        for pattern in answer_writes:
+            bucket.grant_put(self.answer, pattern)
+        acknowledge(
+            self.answer,
+            "AwsSolutions-IAM5",
+            "The answer handler reads a run's configuration and tasks and writes one reviewed answer per image "
+            "(runs/<run>/iterations/<NNNN>/human/<kind>/<image>.json); run ids and iterations are chosen at run time.",
+            [f"Resource::{arn_token(bucket)}/{pattern}" for pattern in (*answer_reads, *answer_writes)],
         )
-        bucket.grant_read(self.answer, f"{A2I_OUTPUT_PREFIX}*")
-        bucket.grant_read_write(self.answer, "runs/*")
         storage.runs_table.grant_read_write_data(self.answer)
         storage.idempotency_table.grant_read_write_data(self.answer)
         acknowledge_object_prefixes(
             self.consumer,
             bucket,
-            ["runs/", "incoming/"],
+            [RUNS_PREFIX, IMAGES_PREFIX],
             "The consumer reads each batch's tasks file (runs/<run>/iterations/<NNNN>/human/tasks.jsonl) and the "
-            "images it names (incoming/…); keys are chosen at run time.",
+            "images it names (images/…); keys are chosen at run time.",
         )
         acknowledge_object_prefixes(
             self.answer,
             bucket,
-            ["runs/", A2I_OUTPUT_PREFIX],
-            "The answer handler reads A2I output objects (a2i-output/<flow>/<date>/<loop>/output.json) and writes "
-            "labels/rejections under runs/<run>/iterations/<NNNN>/human/; keys are chosen at run time.",
+            [A2I_OUTPUT_PREFIX] if self.flow_definition_arn is not None else [],
+            "The answer handler reads A2I output objects (a2i-output/<flow>/<date>/<loop>/output.json) and records "
+            "answers that match no open task under rejected-answers/; keys are chosen at run time.",
         )
 
     def allow_task_responses(self, state_machine: sfn.IStateMachine) -> None:
-        """Let the answer Lambda resume (SendTaskSuccess/Failure) executions of ``state_machine``."""
+        """Let the Lambdas that resume executions of ``state_machine`` do so (SendTaskSuccess/Failure): the
+        answer Lambda when a batch is complete, the consumer when a batch is empty."""
         state_machine.grant_task_response(self.answer)
+        state_machine.grant_task_response(self.consumer)
+
+    def _a2i_flow(self, settings: EnvironmentSettings, bucket: s3.IBucket, workteam_arn: str) -> str:
+        """The A2I role, human task UI and flow definition on ``workteam_arn``; returns the flow definition's name."""
+        template = read_worker_template()
+        self.a2i_role = self._a2i_role(bucket)
+        task_ui_name = f"boxloop-{settings.name}-boxes-{_short_hash(template)}"
+        self.task_ui = self._human_task_ui(task_ui_name, template)
+        task_ui_arn = self.task_ui.get_response_field("HumanTaskUiArn")
+        workers = int(settings.labelling_defaults.get("qc", {}).get("workers_per_image", 1))
+        flow_name = f"boxloop-{settings.name}-flow-{_short_hash(task_ui_name, workteam_arn, str(workers))}"
+        self.flow_definition = self._flow_definition(flow_name, task_ui_arn, bucket, workteam_arn, workers)
+        return flow_name
+
+    def take_browser_answers(self, *, bucket: s3.IBucket, answers_prefix: str, task_table: dynamodb.ITable) -> None:
+        """The browser workforce: the consumer records each batch in ``task_table`` (reading the batch waiting for
+        people first); the answer Lambda takes the labelling API's ``<answers_prefix>…/output.json`` objects as it
+        takes A2I's."""
+        self.consumer.add_environment(LABELLING_TABLE_ENV, task_table.table_name)
+        self.consumer.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem"],
+                resources=[task_table.table_arn],
+            )
+        )
+        bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.LambdaDestination(self.answer),
+            s3.NotificationKeyFilter(prefix=answers_prefix, suffix=ANSWER_FILE),
+        )
+        bucket.grant_read(self.answer, f"{answers_prefix}*")
+        acknowledge_object_prefixes(
+            self.answer,
+            bucket,
+            [answers_prefix],
+            "The answer handler reads the labelling API's answer objects "
+            f"({answers_prefix}<run>/<iteration>/<task>/{ANSWER_FILE}); keys are chosen at run time.",
+        )
 
     def _a2i_role(self, bucket: s3.IBucket) -> iam.Role:
         role = iam.Role(
-            self, "A2iFlowRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"), description="boxloop A2I flow definition"
+            self,
+            "A2iFlowRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="boxloop A2I flow definition",
         )
-        bucket.grant_read(role, "incoming/*")
-        bucket.grant_read(role, "runs/*")
+        bucket.grant_read(role, f"{IMAGES_PREFIX}*")
+        bucket.grant_read(role, f"{RUNS_PREFIX}*")
         bucket.grant_put(role, f"{A2I_OUTPUT_PREFIX}*")
         acknowledge_object_prefixes(
             role,
             bucket,
-            ["incoming/", "runs/", A2I_OUTPUT_PREFIX],
-            "A2I reads task images (incoming/…) and task inputs (runs/…) and writes one output object per human "
+            [IMAGES_PREFIX, RUNS_PREFIX, A2I_OUTPUT_PREFIX],
+            "A2I reads task images (images/…) and task inputs (runs/…) and writes one output object per human "
             "loop under a2i-output/; keys are chosen at run time.",
         )
         return role
@@ -200,7 +264,9 @@ class HumanReview(Construct):
             on_delete=cr.AwsSdkCall(service="SageMaker", action=f"delete{kind}", parameters={f"{kind}Name": name}),
             policy=cr.AwsCustomResourcePolicy.from_statements(
                 [
-                    iam.PolicyStatement(actions=[f"sagemaker:Create{kind}", f"sagemaker:Delete{kind}"], resources=[arn]),
+                    iam.PolicyStatement(
+                        actions=[f"sagemaker:Create{kind}", f"sagemaker:Delete{kind}"], resources=[arn]
+                    ),
                     *extra_statements,
                 ]
             ),

@@ -9,14 +9,20 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from boxloop.layout import (
+    CONFIG_KEY,
+    CONFIG_PREFIX,
+    CONFIG_STATUS_KEY,
+    IMAGES_PREFIX,
+    INCOMING_PREFIX,
+    QUARANTINE_PREFIX,
+)
 from infra.lambda_image import container_function
 from infra.nag import acknowledge, acknowledge_object_prefixes, arn_token
 from infra.queues import queue_with_dlq
 from infra.settings import EnvironmentSettings
 from infra.storage import Storage
 
-INCOMING_PREFIX = "incoming/"
-CONFIG_KEY = "config/labeling.json"
 INGEST_TIMEOUT = Duration.minutes(5)
 
 
@@ -39,7 +45,9 @@ class Ingest(Construct):
             self, "UploadQueue", visibility_timeout=Duration.seconds(INGEST_TIMEOUT.to_seconds() * 6)
         )
         bucket.add_event_notification(
-            s3.EventType.OBJECT_CREATED, s3n.SqsDestination(self.queue), s3.NotificationKeyFilter(prefix=INCOMING_PREFIX)
+            s3.EventType.OBJECT_CREATED,
+            s3n.SqsDestination(self.queue),
+            s3.NotificationKeyFilter(prefix=INCOMING_PREFIX),
         )
         self.ingest = container_function(
             self,
@@ -72,19 +80,20 @@ class Ingest(Construct):
         for function in (self.ingest, self.config):
             storage.runs_table.grant_read_write_data(function)
             state_machine.grant_start_execution(function)
-            bucket.grant_read(function, "config/*")
-            bucket.grant_put(function, "quarantine/*")
+            bucket.grant_read(function, f"{CONFIG_PREFIX}*")
             acknowledge_object_prefixes(
                 function,
                 bucket,
-                ["config/", "quarantine/", INCOMING_PREFIX],
-                "Uploads and their quarantine copies have user-chosen keys under incoming/ and quarantine/; the "
-                "configuration lives under config/.",
+                [CONFIG_PREFIX, QUARANTINE_PREFIX, INCOMING_PREFIX, IMAGES_PREFIX],
+                "Uploads and their quarantine copies have user-chosen keys under incoming/ and quarantine/; "
+                "registered images are content-addressed (images/<sha256>.<ext>); the configuration lives under config/.",
             )
         bucket.grant_read(self.ingest, f"{INCOMING_PREFIX}*")
         bucket.grant_delete(self.ingest, f"{INCOMING_PREFIX}*")
+        bucket.grant_put(self.ingest, f"{QUARANTINE_PREFIX}*")
+        bucket.grant_put(self.ingest, f"{IMAGES_PREFIX}*")  # the content-addressed copy of each registered image
         storage.images_table.grant_read_write_data(self.ingest)
-        bucket.grant_put(self.config, CONFIG_KEY)
+        bucket.grant_put(self.config, CONFIG_STATUS_KEY)  # the config Lambda answers in labeling.status.json
         acknowledge(
             self.ingest,
             "AwsSolutions-IAM5",

@@ -1,9 +1,11 @@
 """One container image for every boxloop Lambda, one ``cmd`` per function.
 
 The handlers need the core package (pydantic, numpy, scipy, pycocotools, Pillow,
-matplotlib), which does not fit a zip plus the Powertools layer. The image is
-built from ``lambdas/Dockerfile`` with the repository root as build context; CDK
-only stages the context at synth (no Docker needed until ``cdk deploy``).
+PyYAML, matplotlib), which does not fit a zip plus the Powertools layer. The image is
+built from ``lambdas/Dockerfile`` (Debian, Python 3.11, the Lambda runtime interface
+client) with the repository root as build context, for linux/amd64 whatever machine
+builds it (the functions run on x86_64); CDK only stages the context at synth (no
+Docker needed until ``cdk deploy``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import Duration, IgnoreMode, Size
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -25,10 +28,11 @@ BUILD_CONTEXT_EXCLUDES = [
     "*",
     "!boxloop",
     "!lambdas",
+    "boxloop/local",
     "**/__pycache__",
     "**/*.pyc",
 ]
-"""Docker-ignore patterns: the build context is ``boxloop/`` and ``lambdas/`` only."""
+"""Docker-ignore patterns: the build context is ``boxloop/`` (without the local run) and ``lambdas/`` only."""
 
 
 def image_code(handler: str) -> lambda_.DockerImageCode:
@@ -39,6 +43,7 @@ def image_code(handler: str) -> lambda_.DockerImageCode:
         cmd=[handler],
         exclude=BUILD_CONTEXT_EXCLUDES,
         ignore_mode=IgnoreMode.DOCKER,
+        platform=ecr_assets.Platform.LINUX_AMD64,
     )
 
 
@@ -90,4 +95,3 @@ def container_function(
         ["Resource::*"],
     )
     return function
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -33,6 +33,26 @@ def loop_metric(name: str, statistic: str = "Maximum") -> cw.Metric:
     )
 
 
+def alarms_may_use_the_key(stack: Stack) -> iam.PolicyStatement:
+    """Key-policy statement: CloudWatch may encrypt alarm notifications, only for this account's alarms here.
+
+    ``aws:SourceAccount`` and ``aws:SourceArn`` keep another account's alarms (the confused deputy) off the key.
+    """
+    return iam.PolicyStatement(
+        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+        resources=["*"],
+        conditions={
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {
+                "aws:SourceArn": stack.format_arn(
+                    service="cloudwatch", resource="alarm", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+                )
+            },
+        },
+    )
+
+
 class Monitoring(Construct):
     """An encrypted SNS topic (alarm e-mail subscribed), then ``watch`` adds the dashboard and alarms."""
 
@@ -40,7 +60,7 @@ class Monitoring(Construct):
         super().__init__(scope, construct_id)
         self._settings = settings
         key = kms.Key(self, "TopicKey", enable_key_rotation=True, description="boxloop notifications topic")
-        key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        key.add_to_resource_policy(alarms_may_use_the_key(Stack.of(self)))
         self.topic = sns.Topic(self, "Notifications", master_key=key, enforce_ssl=True, display_name="boxloop")
         self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
 
@@ -106,11 +126,16 @@ class Monitoring(Construct):
         dashboard.add_widgets(
             cw.GraphWidget(
                 title="Queue depths",
-                left=[queue.metric_approximate_number_of_messages_visible(label=name) for name, queue in queues.items()],
+                left=[
+                    queue.metric_approximate_number_of_messages_visible(label=name) for name, queue in queues.items()
+                ],
             ),
             cw.GraphWidget(
                 title="Dead letters",
-                left=[dlq.metric_approximate_number_of_messages_visible(label=name) for name, dlq in dead_letter_queues.items()],
+                left=[
+                    dlq.metric_approximate_number_of_messages_visible(label=name)
+                    for name, dlq in dead_letter_queues.items()
+                ],
             ),
             cw.GraphWidget(
                 title="Runs",

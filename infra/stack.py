@@ -7,8 +7,10 @@ import json
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from boxloop.layout import BROWSER_ANSWERS_PREFIX
 from infra.human_review import HumanReview
 from infra.ingest import Ingest
+from infra.labelling_app import LabellingApp
 from infra.labelling_state_machine import LabellingStateMachine
 from infra.monitoring import METRICS_NAMESPACE, Monitoring
 from infra.nag import acknowledge
@@ -42,6 +44,16 @@ class BoxloopStack(Stack):
             environment=environment,
         )
         human_review.allow_task_responses(labelling.state_machine)
+        if settings.workforce == "browser":
+            labelling_app = LabellingApp(
+                self, "LabellingApp", settings=settings, storage=storage, environment=environment
+            )
+            human_review.take_browser_answers(
+                bucket=storage.data_bucket, answers_prefix=BROWSER_ANSWERS_PREFIX, task_table=labelling_app.task_table
+            )
+            CfnOutput(self, "LabellingSiteUrl", value=labelling_app.site.url)
+            CfnOutput(self, "LabellersUserPoolId", value=labelling_app.labellers.user_pool.user_pool_id)
+            CfnOutput(self, "LabellingApiUrl", value=labelling_app.api.api_base)
         ingest = Ingest(
             self,
             "Ingest",
@@ -60,11 +72,15 @@ class BoxloopStack(Stack):
         CfnOutput(self, "DataBucketName", value=storage.data_bucket.bucket_name)
         CfnOutput(self, "StateMachineArn", value=labelling.state_machine.state_machine_arn)
         CfnOutput(self, "HumanReviewQueueUrl", value=human_review.queue.queue_url)
-        CfnOutput(self, "FlowDefinitionArn", value=human_review.flow_definition_arn)
+        if human_review.flow_definition_arn is not None:
+            CfnOutput(self, "FlowDefinitionArn", value=human_review.flow_definition_arn)
 
     def _acknowledge_cdk_providers(self) -> None:
         """Reasons for findings on the Lambdas CDK itself adds (bucket notifications, AwsCustomResource)."""
-        for provider_id in ("BucketNotificationsHandler050a0587b7544547bf325f094a3db834", "AWS679f53fac002430cb0da5b7982bd2287"):
+        for provider_id in (
+            "BucketNotificationsHandler050a0587b7544547bf325f094a3db834",
+            "AWS679f53fac002430cb0da5b7982bd2287",
+        ):
             provider = self.node.try_find_child(provider_id)
             if provider is None:
                 continue

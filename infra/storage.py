@@ -7,6 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from boxloop.layout import QUARANTINE_PREFIX
 from infra.nag import acknowledge
 from infra.settings import EnvironmentSettings
 
@@ -42,7 +43,11 @@ class Storage(Construct):
         )
 
         lifecycle = [
-            s3.LifecycleRule(id="ExpireQuarantine", prefix="quarantine/", expiration=Duration.days(settings.quarantine_expiry_days)),
+            s3.LifecycleRule(
+                id="ExpireQuarantine",
+                prefix=QUARANTINE_PREFIX,
+                expiration=Duration.days(settings.quarantine_expiry_days),
+            ),
             s3.LifecycleRule(
                 id="ExpireIterationScratch",
                 tag_filters={SCRATCH_TAG_KEY: SCRATCH_TAG_VALUE},
@@ -51,9 +56,7 @@ class Storage(Construct):
             s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(2)),
         ]
         if settings.versioned_bucket:
-            lifecycle.append(
-                s3.LifecycleRule(id="ExpireOldVersions", noncurrent_version_expiration=Duration.days(90))
-            )
+            lifecycle.append(s3.LifecycleRule(id="ExpireOldVersions", noncurrent_version_expiration=Duration.days(90)))
         self.data_bucket = s3.Bucket(
             self,
             "DataBucket",
@@ -77,7 +80,10 @@ class Storage(Construct):
             removal_policy=removal,
         )
         self.images_table = dynamodb.Table(
-            self, "ImagesTable", partition_key=dynamodb.Attribute(name="image_id", type=dynamodb.AttributeType.STRING), **table_props
+            self,
+            "ImagesTable",
+            partition_key=dynamodb.Attribute(name="image_id", type=dynamodb.AttributeType.STRING),
+            **table_props,
         )
         self.images_table.add_global_secondary_index(
             index_name=PENDING_INDEX,

@@ -8,7 +8,9 @@ one scale per axis, so nothing needs an offset.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +69,10 @@ def read_labelled_images(manifest_path: Path, label_attribute: str, num_classes:
             except KeyError as exc:
                 raise ManifestError(f"{where}: missing key {exc.args[0]!r}") from exc
             except ValidationError as exc:
-                raise ManifestError(f"{where}: invalid {label_attribute!r}: {exc.errors()[0]['msg']} "
-                                    f"at {'.'.join(map(str, exc.errors()[0]['loc']))}") from exc
+                raise ManifestError(
+                    f"{where}: invalid {label_attribute!r}: {exc.errors()[0]['msg']} "
+                    f"at {'.'.join(map(str, exc.errors()[0]['loc']))}"
+                ) from exc
             if not isinstance(source_ref, str) or len(label.image_size) != 1:
                 raise ManifestError(f"{where}: needs a string 'source-ref' and exactly one image_size entry")
             unknown = sorted({box.class_id for box in label.annotations if box.class_id >= num_classes})
@@ -107,16 +111,29 @@ class ImageSource:
     base_dir: Path | None = None
 
 
+FETCH_THREADS = 16
+"""Images each loader process fetches and decodes at once: S3 GETs wait on the network and PIL releases the
+GIL while it decodes and resizes, so a batch's reads overlap instead of queueing behind one another."""
+
+
 class LetterboxDataset(Dataset):
     """Fetches, decodes and letterboxes images; an unreadable image yields an error item, never an exception.
 
     Items: ``image`` uint8 (3, S, S), ``scale`` (2,), ``width``, ``height``
-    (oriented original size, 0 on error), ``error`` ("" when fine).
+    (oriented original size, 0 on error), ``error`` ("" when fine). JPEGs are decoded at a reduced
+    DCT scale when the canvas is smaller than the image (``decode_image``'s ``max_side``). A batch (``__getitems__``, which the DataLoader calls with a
+    batch's indices) is read by up to ``fetch_threads`` threads of the process that loads it.
     """
 
-    def __init__(self, sources: Sequence[ImageSource], image_size: int) -> None:
+    def __init__(self, sources: Sequence[ImageSource], image_size: int, fetch_threads: int = FETCH_THREADS) -> None:
         self.sources = list(sources)
         self.image_size = image_size
+        self.fetch_threads = fetch_threads
+        self._threads: ThreadPoolExecutor | None = None
+        self._threads_pid = 0
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_threads": None, "_threads_pid": 0}
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -124,18 +141,28 @@ class LetterboxDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         source = self.sources[index]
         try:
-            image, width, height = decode_image(read_bytes(source.ref, source.base_dir), source.ref)
+            image, width, height = decode_image(read_bytes(source.ref, source.base_dir), source.ref, self.image_size)
         except ImageReadError as exc:
             blank = torch.full((3, self.image_size, self.image_size), 0, dtype=torch.uint8)
             return {"image": blank, "scale": torch.ones(2), "width": 0, "height": 0, "error": str(exc)}
         canvas, scale = letterbox(image, width, height, self.image_size)
         return {"image": canvas, "scale": scale, "width": width, "height": height, "error": ""}
 
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        """The items at ``indices``, in order, read concurrently."""
+        if self.fetch_threads <= 1 or len(indices) <= 1:
+            return [self[index] for index in indices]
+        if self._threads is None or self._threads_pid != os.getpid():  # a forked loader process starts its own
+            self._threads = ThreadPoolExecutor(self.fetch_threads, thread_name_prefix="image-fetch")
+            self._threads_pid = os.getpid()
+        return list(self._threads.map(self.__getitem__, indices))
+
 
 def image_loader(
     sources: Sequence[ImageSource], image_size: int, batch_size: int, num_workers: int, pin_memory: bool = False
 ) -> DataLoader:
-    """An ordered DataLoader that decodes ``sources`` in ``num_workers`` worker processes."""
+    """An ordered DataLoader that fetches and decodes ``sources`` in ``num_workers`` worker processes (0: in this
+    one), each reading a batch's images concurrently."""
     return DataLoader(
         LetterboxDataset(sources, image_size),
         batch_size=batch_size,
@@ -248,4 +275,3 @@ def augment(
     visible_area = (clipped[..., 2] - clipped[..., 0]) * (clipped[..., 3] - clipped[..., 1])
     visible = (visible_area >= 0.4 * full_area.clamp(min=1e-6)) & (visible_area > 1.0)
     return warped, clipped, valid * visible.float()
-

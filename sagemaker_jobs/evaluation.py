@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from boxloop.models import ScoredBox
 from boxloop.quality import coco_map, image_miou
 from sagemaker_jobs.data import LabelledImage, PreloadedImages
-from sagemaker_jobs.predictor import MIN_DECODE_SCORE, Predictor, RawResult, fuse_with_flip, to_scored_boxes
+from sagemaker_jobs.predictor import MIN_DECODE_SCORE, BatchPredictions, Predictor, scored_boxes
 
 SCORE_THRESHOLD_GRID = tuple(round(value, 2) for value in np.arange(0.05, 0.75, 0.05))
 
@@ -26,23 +26,25 @@ class ValidationReport(BaseModel):
     images: int
 
 
-def predict_preloaded(predictor: Predictor, data: PreloadedImages, batch_size: int, with_flip: bool) -> list[RawResult]:
-    """Raw results for every preloaded canvas, in order."""
-    results: list[RawResult] = []
-    for start in range(0, data.images.shape[0], batch_size):
-        results.extend(predictor.run(data.images[start : start + batch_size], with_flip=with_flip))
-    return results
+def predict_preloaded(
+    predictor: Predictor, data: PreloadedImages, batch_size: int, with_flip: bool
+) -> BatchPredictions:
+    """Predictions for every preloaded canvas, in order."""
+    return BatchPredictions.concatenate(
+        [
+            predictor.run(data.images[start : start + batch_size], with_flip=with_flip)
+            for start in range(0, data.images.shape[0], batch_size)
+        ]
+    )
 
 
 def boxes_in_original_pixels(
-    results: Sequence[RawResult], data: PreloadedImages, images: Sequence[LabelledImage], min_score: float
+    predictions: BatchPredictions, data: PreloadedImages, images: Sequence[LabelledImage], min_score: float
 ) -> list[list[ScoredBox]]:
     """Each image's detections (fused with the mirrored pass when present) with score ≥ ``min_score``
     in original-image pixels."""
-    return [
-        to_scored_boxes(fuse_with_flip(result), data.scales[index].tolist(), image.width, image.height, min_score)
-        for index, (result, image) in enumerate(zip(results, images, strict=True))
-    ]
+    widths, heights = [image.width for image in images], [image.height for image in images]
+    return scored_boxes(predictions.detections, data.scales, widths, heights, min_score)
 
 
 def _decoded(predictor: Predictor, data: PreloadedImages, images: Sequence[LabelledImage], batch_size: int):

@@ -1,32 +1,25 @@
 """Reading image bytes from S3 or local storage, and decoding them robustly.
 
 S3 reads use boto3 and honour ``AWS_ENDPOINT_URL`` (so a local moto server
-works). Decoding applies the EXIF orientation first: every width and height
-this package reports refers to the *oriented* image, which is what a viewer
-shows and what labellers draw on.
+works). Decoding is the image contract's (``boxloop.image_contract``), the same
+limits and decoder ingest checks uploads with: every width and height this
+package reports refers to the *oriented* image, which is what a viewer shows and
+what labellers draw on.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-MAX_DECODED_PIXELS = 40_000_000
-"""Largest image (width × height) we agree to decode (decompression-bomb guard), checked from the header before
-decoding. PIL's process-wide ``Image.MAX_IMAGE_PIXELS`` is left alone: other code in the process (the ingest
-header check in the local run) applies limits of its own."""
+from boxloop.image_contract import ImageDecodeError, decode_rgb
 
 MAX_WORKING_SIDE = 4096
 """Decoded images whose longer side exceeds this are downsampled on decode (``Image.draft`` for JPEG, then resize)."""
-
-_EXIF_ORIENTATION = 0x0112
-_TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 
 _s3_clients = threading.local()
 
@@ -76,20 +69,6 @@ def read_bytes(ref: str, base_dir: Path | None = None) -> bytes:
         raise ImageReadError(f"{ref}: cannot read: {type(exc).__name__}: {exc}") from exc
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB for any mode: alpha is composited on white, 16-bit and float images are rescaled to 8 bits."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        high = values.max() if values.size else 0.0
-        scale = 255.0 / high if high > 255.0 else 1.0
-        image = Image.fromarray(np.clip(values * scale, 0, 255).astype(np.uint8), mode="L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
 def decode_image(data: bytes, name: str, max_side: int = MAX_WORKING_SIDE) -> tuple[Image.Image, int, int]:
     """Decode ``data`` into an EXIF-oriented RGB image.
 
@@ -100,28 +79,8 @@ def decode_image(data: bytes, name: str, max_side: int = MAX_WORKING_SIDE) -> tu
     CMYK, alpha and 16-bit images. Raises ImageReadError naming ``name`` for
     empty, truncated, undecodable or over-large images.
     """
-    if not data:
-        raise ImageReadError(f"{name}: empty file (0 bytes)")
     try:
-        image = Image.open(io.BytesIO(data))
-        if image.width * image.height > MAX_DECODED_PIXELS:
-            raise ImageReadError(
-                f"{name}: image too large to decode safely: {image.width}x{image.height} exceeds "
-                f"the {MAX_DECODED_PIXELS} pixel limit"
-            )
-        full_width, full_height = image.size
-        if image.getexif().get(_EXIF_ORIENTATION, 1) in _TRANSPOSING_ORIENTATIONS:
-            full_width, full_height = full_height, full_width
-        if image.format == "JPEG" and max(image.size) > max_side:
-            image.draft("RGB", (max_side, max_side))
-        image.load()
-        image = _to_rgb(ImageOps.exif_transpose(image))
-    except ImageReadError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"{name}: image too large to decode safely ({exc})") from exc
-    except Exception as exc:  # PIL raises many types (OSError, SyntaxError, ValueError, …) for bad files
-        raise ImageReadError(f"{name}: cannot decode image: {type(exc).__name__}: {exc}") from exc
-    if max(image.size) > max_side:
-        image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-    return image, full_width, full_height
+        image, _, width, height = decode_rgb(data, name, max_side)
+    except ImageDecodeError as exc:
+        raise ImageReadError(str(exc)) from exc
+    return image, width, height

@@ -9,8 +9,9 @@ carries no trailing newline, so the assembled file has no blank lines). An
 unreadable image, or a line that is not a valid ImageRecord, gives a line with
 ``error`` set, empty boxes and confidence 0 — never a failed batch.
 
-Environment: ``BOXLOOP_BATCH_SIZE`` (default 32) images per forward pass,
-``BOXLOOP_DECODE_WORKERS`` (default: up to 4) image-decoding worker processes.
+Environment: ``BOXLOOP_BATCH_SIZE`` images per forward pass and ``BOXLOOP_DECODE_WORKERS`` image-loading
+worker processes; their defaults follow from the instance (``default_batch_size``, ``default_decode_workers``,
+measured by ``bench/pool_inference.py``).
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from pydantic import ValidationError
 
 from boxloop.models import ImageRecord, Prediction
 from sagemaker_jobs.model import load_model
-from sagemaker_jobs.predictor import Predictor, predict_records
+from sagemaker_jobs.predictor import Predictor, predict_lines
 
 JSONLINES = "application/jsonlines"
 ACCEPTED_CONTENT_TYPES = frozenset({JSONLINES, "application/x-jsonlines", "application/jsonl"})
 
 PoolItem = ImageRecord | Prediction
+
+GPU_BATCH_SIZE = 128
+CPU_BATCH_SIZE = 16
 
 
 def parse_pool_lines(text: str, source_name: str = "request") -> list[PoolItem]:
@@ -74,15 +78,40 @@ def input_fn(body: bytes | str, content_type: str) -> list[PoolItem]:
     return parse_pool_lines(text)
 
 
-def predict_fn(data: list[PoolItem], model: Predictor) -> list[Prediction]:
-    """Fetch, decode and detect every image in batches; one Prediction per item, same order."""
-    batch_size = int(os.environ.get("BOXLOOP_BATCH_SIZE", "32"))
-    workers = int(os.environ.get("BOXLOOP_DECODE_WORKERS", str(min(4, os.cpu_count() or 1))))
-    return list(predict_records(model, data, batch_size=batch_size, num_workers=workers))
+def default_batch_size(device: torch.device) -> int:
+    """Images per forward pass: large enough to fill a GPU; on a CPU larger batches gain nothing."""
+    return GPU_BATCH_SIZE if device.type == "cuda" else CPU_BATCH_SIZE
 
 
-def output_fn(prediction: list[Prediction], accept: str) -> bytes:
+def default_decode_workers(device: torch.device, cores: int | None = None) -> int:
+    """Image-loading processes: on a GPU instance every core but the one driving the GPU; on a CPU instance one
+    (its fetch threads keep up with the model, which needs the cores)."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores - 1) if device.type == "cuda" else 1
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+    if value < 0 or (value == 0 and name == "BOXLOOP_BATCH_SIZE"):
+        raise ValueError(f"{name}={raw!r} is out of range")
+    return value
+
+
+def predict_fn(data: list[PoolItem], model: Predictor) -> list[str]:
+    """Fetch, decode and detect every image in batches; one Prediction JSON line per item, same order."""
+    batch_size = _positive_int("BOXLOOP_BATCH_SIZE", default_batch_size(model.device))
+    workers = _positive_int("BOXLOOP_DECODE_WORKERS", default_decode_workers(model.device))
+    return list(predict_lines(model, data, batch_size=batch_size, num_workers=workers))
+
+
+def output_fn(prediction: list[str], accept: str) -> bytes:
     """JSON Lines, one Prediction per line, no trailing newline; raises ValueError for another accept type."""
     if accept.split(";")[0].strip() not in ACCEPTED_CONTENT_TYPES | {"*/*"}:
         raise ValueError(f"unsupported accept type {accept!r}; ask for {JSONLINES}")
-    return "\n".join(item.model_dump_json() for item in prediction).encode("utf-8")
+    return "\n".join(prediction).encode("utf-8")

@@ -18,6 +18,8 @@ METRIC_NAMES: tuple[str, ...] = (
     "val_map50",
     "val_map50_95",
     "val_miou",
+    "steps",
+    "max_seconds_hit",
 )
 """Every metric the job may print; a line carries any subset of them."""
 

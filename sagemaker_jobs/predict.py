@@ -1,7 +1,7 @@
 """Local batched pool inference with the same code as the SageMaker handler.
 
     python -m sagemaker_jobs.predict --model-dir MODEL --input pool.jsonl --output predictions.jsonl \
-        --batch-size 32 [--device cuda] [--num-workers 2]
+        [--batch-size 16] [--device cuda] [--num-workers 1]
 
 Reads ImageRecord JSON lines from one or more files and
 writes one Prediction JSON line per input line in the same order. Input is
@@ -18,21 +18,20 @@ from pathlib import Path
 
 import torch
 
-from boxloop.models import Prediction
-from sagemaker_jobs.inference import parse_pool_lines
+from sagemaker_jobs.inference import default_batch_size, default_decode_workers, parse_pool_lines
 from sagemaker_jobs.model import load_model
-from sagemaker_jobs.predictor import Predictor, predict_records
+from sagemaker_jobs.predictor import NO_ERROR_LINE_END, Predictor, predict_lines
 
 CHUNK_LINES = 2048
 
 
-def predict_file(predictor: Predictor, input_path: Path, batch_size: int, num_workers: int) -> Iterator[Prediction]:
-    """Predictions for every line of ``input_path``, chunk by chunk, in order."""
+def predict_file(predictor: Predictor, input_path: Path, batch_size: int, num_workers: int) -> Iterator[str]:
+    """Prediction JSON lines for every line of ``input_path``, chunk by chunk, in order."""
     with input_path.open(encoding="utf-8", errors="replace") as handle:
         first_line = 1
         while chunk := list(itertools.islice(handle, CHUNK_LINES)):
             items = parse_pool_lines("".join(chunk), f"{input_path} (from line {first_line})")
-            yield from predict_records(predictor, items, batch_size=batch_size, num_workers=num_workers)
+            yield from predict_lines(predictor, items, batch_size=batch_size, num_workers=num_workers)
             first_line += len(chunk)
 
 
@@ -41,11 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, required=True, help="model directory or model.tar.gz")
     parser.add_argument("--input", type=Path, required=True, nargs="+", help="pool JSONL shard(s)")
     parser.add_argument("--output", type=Path, required=True, help="predictions JSONL to write")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--num-workers", type=int, default=2, help="image-decoding worker processes")
+    parser.add_argument("--batch-size", type=int, help="images per forward pass (default: by device)")
+    parser.add_argument("--num-workers", type=int, help="image-loading worker processes (default: by device)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    batch_size = args.batch_size or default_batch_size(device)
+    workers = default_decode_workers(device) if args.num_workers is None else args.num_workers
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     predictor = Predictor(load_model(args.model_dir, device), device)
@@ -53,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with args.output.open("w", encoding="utf-8") as out:
         for input_path in args.input:
-            for prediction in predict_file(predictor, input_path, args.batch_size, args.num_workers):
-                out.write(prediction.model_dump_json() + "\n")
+            for line in predict_file(predictor, input_path, batch_size, workers):
+                out.write(line + "\n")
                 count += 1
-                errors += prediction.error is not None
+                errors += not line.endswith(NO_ERROR_LINE_END)
     print(f"wrote {count} predictions ({errors} with errors) to {args.output}", file=sys.stderr)
     return 0
 

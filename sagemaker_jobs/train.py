@@ -1,9 +1,11 @@
 """SageMaker script-mode training job for the boxloop detector.
 
 Reads channels and hyperparameters from SageMaker's environment (see
-``settings.py``), trains the detector within the ``max_seconds`` / ``epochs``
-budget, validates it, and writes the model (weights, ``config.json``,
-``class_map.json``) to ``SM_MODEL_DIR`` and ``metrics.json`` to
+``settings.py``), trains the detector for the steps ``settings.planned_steps`` derives
+from the data (``epochs``, ``max_steps``; ``max_seconds`` is only a safety stop, reported
+as ``max_seconds_hit``), validates it, and writes the model (weights, ``config.json``,
+``class_map.json`` and the serving code under ``code/``, see ``serving_layout``) to
+``SM_MODEL_DIR`` and ``metrics.json`` to
 ``SM_OUTPUT_DATA_DIR``. Metric lines on stdout follow ``metric_definitions``.
 Run by hand with the same variables: ``python -m sagemaker_jobs.train``.
 """
@@ -26,7 +28,14 @@ from sagemaker_jobs.evaluation import evaluate, tune_score_threshold
 from sagemaker_jobs.metric_definitions import format_metric_line
 from sagemaker_jobs.model import OUTPUT_STRIDE, DetectorConfig, build_detector, load_model, save_model
 from sagemaker_jobs.predictor import Predictor
-from sagemaker_jobs.settings import Hyperparameters, SettingsError, TrainingEnvironment, read_environment
+from sagemaker_jobs.serving_layout import write_serving_code
+from sagemaker_jobs.settings import (
+    Hyperparameters,
+    SettingsError,
+    TrainingEnvironment,
+    planned_steps,
+    read_environment,
+)
 from sagemaker_jobs.targets import box_loss, build_targets, focal_loss
 
 BOX_LOSS_WEIGHT = 5.0
@@ -82,10 +91,10 @@ def _initial_model(environment: TrainingEnvironment, device: torch.device) -> to
     return model.to(device)
 
 
-def _learning_rate(base: float, step: int, planned_steps: int) -> float:
+def _learning_rate(base: float, step: int, total_steps: int) -> float:
     if step < WARMUP_STEPS:
         return base * (step + 1) / WARMUP_STEPS
-    progress = min(1.0, (step - WARMUP_STEPS) / max(1, planned_steps - WARMUP_STEPS))
+    progress = min(1.0, (step - WARMUP_STEPS) / max(1, total_steps - WARMUP_STEPS))
     return base * (FINAL_LR_SHARE + (1 - FINAL_LR_SHARE) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -111,17 +120,19 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
     autocast = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
     batch_size = min(hyperparameters.batch_size, len(train_images))
     steps_per_epoch = max(1, len(train_images) // batch_size)
-    planned_steps = hyperparameters.epochs * steps_per_epoch
+    total_steps = planned_steps(len(train_images), batch_size, hyperparameters.epochs, hyperparameters.max_steps)
+    _log(f"planned {total_steps} steps ({steps_per_epoch} per epoch, batch {batch_size})")
     output_size = size // OUTPUT_STRIDE
     started = time.monotonic()
     step = 0
     epoch = 0
-    out_of_time = False
+    max_seconds_hit = False
     model.train()
-    while epoch < hyperparameters.epochs and not out_of_time:
+    while step < total_steps and not max_seconds_hit:
         order = torch.randperm(len(train_images), generator=generator)
         epoch_loss = torch.zeros((), device=device)
-        for batch_index in range(steps_per_epoch):
+        epoch_steps = min(steps_per_epoch, total_steps - step)
+        for batch_index in range(epoch_steps):
             rows = order[batch_index * batch_size : (batch_index + 1) * batch_size]
             batch = train_data.images[rows]
             if device.type == "cuda":
@@ -137,7 +148,7 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
             if device.type == "cuda":
                 images = images.contiguous(memory_format=torch.channels_last)
             for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(hyperparameters.lr, step, planned_steps)
+                group["lr"] = _learning_rate(hyperparameters.lr, step, total_steps)
             with autocast:
                 heatmap_logits, distances, _ = model(images)
             loss = focal_loss(heatmap_logits, heatmap_targets) + BOX_LOSS_WEIGHT * box_loss(
@@ -149,15 +160,16 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
             scaler.update()
             epoch_loss += loss.detach()
             step += 1
-            elapsed = time.monotonic() - started
-            if elapsed >= hyperparameters.max_seconds:
-                out_of_time = True
+            if time.monotonic() - started >= hyperparameters.max_seconds:
+                max_seconds_hit = step < total_steps
                 break
-            if step >= WARMUP_STEPS:
-                affordable = step + int((hyperparameters.max_seconds - elapsed) / (elapsed / step))
-                planned_steps = min(hyperparameters.epochs * steps_per_epoch, affordable)
         epoch += 1
         _log(format_metric_line({"epoch": epoch, "train_loss": float(epoch_loss) / (batch_index + 1)}))
+    if max_seconds_hit:
+        _log(
+            f"safety stop: max_seconds {hyperparameters.max_seconds:g} reached after {step} of {total_steps} planned "
+            "steps; this model depends on the machine's speed"
+        )
     _log(f"trained {step} steps ({epoch} epochs) in {time.monotonic() - started:.0f} s")
 
     predictor = Predictor(model, device)
@@ -171,7 +183,14 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
     model.config = model.config.model_copy(update={"score_threshold": score_threshold})
     report = evaluate(predictor, validation_data, validation_images, max(batch_size, 32), score_threshold)
     config = save_model(model, environment.model_dir)
-    metrics = {"val_map50": report.map50, "val_map50_95": report.map50_95, "val_miou": report.miou}
+    write_serving_code(environment.model_dir)
+    metrics = {
+        "val_map50": report.map50,
+        "val_map50_95": report.map50_95,
+        "val_miou": report.miou,
+        "steps": step,
+        "max_seconds_hit": float(max_seconds_hit),
+    }
     _log(format_metric_line(metrics))
     environment.output_data_dir.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -179,8 +198,9 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
         "score_threshold": report.score_threshold,
         "validation_images": report.images,
         "training_images": len(train_images),
-        "steps": step,
+        "planned_steps": total_steps,
         "epochs": epoch,
+        "max_seconds_hit": max_seconds_hit,
         "model_version": config.model_version,
     }
     (environment.output_data_dir / METRICS_FILE).write_text(json.dumps(summary, indent=2))

@@ -1,14 +1,14 @@
-"""Session-wide settings every test folder relies on.
-
-Powertools reads its settings when a handler module is imported, and a handler module may first be
-imported by any folder's tests (the benchmark harness imports the loop Lambdas' pure functions), so
-they are set here, before any test module is collected.
-"""
+"""Suite-wide: the tests run in random order (pytest-randomly); the seed is printed at the end, even with ``-q``."""
 
 from __future__ import annotations
 
-import os
+import pytest
 
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "boxloop-test")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "boxloop")
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Print the order's seed and how to run the same order again."""
+    if config.pluginmanager.hasplugin("randomly") and config.getoption("randomly_reorganize"):
+        seed = config.getoption("randomly_seed")
+        terminalreporter.write_line(
+            f"random test order: seed {seed} (rerun it with -p randomly --randomly-seed={seed})"
+        )

@@ -15,13 +15,12 @@ from typing import get_args
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-from boxloop.corpus import CLASS_NAMES  # noqa: E402
-from sagemaker_jobs.model import DEFAULT_ARCHITECTURE, ArchitectureName  # noqa: E402
-
-from simulation.detector_jobs import DetectorSettings  # noqa: E402
+from boxloop.corpus import CLASS_NAMES
+from sagemaker_jobs.model import DEFAULT_ARCHITECTURE, ArchitectureName
+from simulation.detector_jobs import DetectorSettings
 
 CLASSES: tuple[str, ...] = CLASS_NAMES
 """The synthetic corpus's product classes, in class-id order."""
@@ -32,7 +31,9 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     memory = ""
     meminfo = Path("/proc/meminfo")
@@ -70,14 +71,13 @@ def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for training and inference")
 
 
-def detector_settings(args: argparse.Namespace, *, train_seconds: float, seed: int, epochs: int = 1000) -> DetectorSettings:
-    """The training settings of ``add_detector_arguments``' options with this job's budget and seed."""
+def detector_settings(args: argparse.Namespace, *, epochs: int, seed: int) -> DetectorSettings:
+    """The training settings of ``add_detector_arguments``' options with this job's epochs and seed."""
     return DetectorSettings(
         CLASSES,
         model=args.detector,
         image_size=args.image_size,
         threads=args.threads,
-        train_seconds=train_seconds,
         epochs=epochs,
         seed=seed,
     )

@@ -24,7 +24,6 @@ import torch
 from boxloop.models import Box, Prediction
 from sagemaker_jobs.model import load_model
 from sagemaker_jobs.predictor import Predictor, predict_records
-
 from simulation.corpus_images import CorpusImage
 
 LABEL_ATTRIBUTE = "bounding-box"
@@ -36,8 +35,11 @@ class DetectorSettings:
 
     classes: tuple[str, ...]
     image_size: int = 128
-    train_seconds: float = 120.0
-    epochs: int = 1000
+    epochs: int = 12
+    max_steps: int | None = None
+    max_seconds: float = 3600.0
+    """Training runs the steps ``epochs`` (at most ``max_steps``) give on the data, whatever the machine's speed;
+    ``max_seconds`` is only the job's safety stop."""
     batch_size: int = 16
     seed: int = 0
     threads: int = 2
@@ -51,8 +53,9 @@ class DetectorSettings:
             "label_attribute": LABEL_ATTRIBUTE,
             "image_size": str(self.image_size),
             "batch_size": str(self.batch_size),
-            "max_seconds": str(self.train_seconds),
             "epochs": str(self.epochs),
+            **({} if self.max_steps is None else {"max_steps": str(self.max_steps)}),
+            "max_seconds": str(self.max_seconds),
             "seed": str(self.seed),
             "num_workers": str(self.threads),
         }
@@ -177,4 +180,8 @@ class DetectorJobs:
             for prediction in predict_records(predictor, records, batch_size=32, num_workers=self.settings.threads):
                 self._predictions[(model.key, prediction.image_id)] = prediction
         seconds = time.monotonic() - started
-        return {image.image_id: self._predictions[(model.key, image.image_id)] for image in images}, seconds, len(missing)
+        return (
+            {image.image_id: self._predictions[(model.key, image.image_id)] for image in images},
+            seconds,
+            len(missing),
+        )

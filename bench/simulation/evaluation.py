@@ -15,8 +15,7 @@ from boxloop.quality import coco_map, image_miou
 from sagemaker_jobs.data import LabelledImage, preload
 from sagemaker_jobs.evaluation import boxes_in_original_pixels, predict_preloaded
 from sagemaker_jobs.model import load_model
-from sagemaker_jobs.predictor import MIN_DECODE_SCORE, Predictor, RawResult
-
+from sagemaker_jobs.predictor import MIN_DECODE_SCORE, BatchPredictions, Predictor
 from simulation.corpus_images import CorpusImage
 
 
@@ -36,7 +35,7 @@ class HeldOutPredictions:
     """Every held-out image's detections down to the decoding floor, and the model's raw results."""
 
     boxes: list[list[ScoredBox]]
-    raw: list[RawResult]
+    raw: BatchPredictions
     score_threshold: float
     image_size: int
     seconds_per_image: float
@@ -45,7 +44,9 @@ class HeldOutPredictions:
 def labelled_images(images: Sequence[CorpusImage]) -> list[LabelledImage]:
     """``images`` as the training code's labelled images, with their true boxes."""
     return [
-        LabelledImage(source_ref=str(i.path), base_dir=i.path.parent, width=i.width, height=i.height, boxes=list(i.truth))
+        LabelledImage(
+            source_ref=str(i.path), base_dir=i.path.parent, width=i.width, height=i.height, boxes=list(i.truth)
+        )
         for i in images
     ]
 

@@ -2,8 +2,8 @@
 
 Iteration 0 labels the random initial sample (``SelectInitialSample``) and splits it
 (``SplitTrainValidation``); each trained iteration runs ``TrainDetector``, ``RunPoolInference`` over the
-unlabelled and validation images, ``ComputeThreshold``, ``RouteImages`` (``boxloop.selection.route_shard``),
-``SelectImagesForHumans`` (``plan_human_tasks``) and the human step (simulated workforce + the answer
+unlabelled and validation images, ``ComputeThreshold`` (``boxloop.threshold_step``), ``RouteImages``
+(``boxloop.selection.route_for_iteration``), ``SelectImagesForHumans`` (``plan_human_tasks``) and the human step (simulated workforce + the answer
 Lambda's QC rules, re-asked up to ``MAX_ATTEMPTS`` times when rejected); the loop stops like ``Done?``: pool
 labelled, budget spent, iteration cap, or no progress.
 
@@ -18,24 +18,23 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from boxloop.human_tasks import observed_seconds_per_answer, plan_human_tasks
+from boxloop.initial_sample import random_sample
 from boxloop.models import Box, HumanTaskPurpose, LabelRecord, LabelSource, Prediction
 from boxloop.qc import check_rules
 from boxloop.quality import image_miou
-from boxloop.selection import route_shard, routing_confidence
-from boxloop.threshold import ThresholdDecision, human_parity_target
+from boxloop.selection import route_for_iteration
+from boxloop.threshold_step import measure_validation, threshold_step
+from boxloop.validation_split import is_validation
 from boxloop.workforce import SimulatedWorkforce
-from lambdas.loop.route_shard import DIVERSITY_POOL_FACTOR
-from lambdas.loop.select_images_for_humans import plan_human_tasks
-from lambdas.loop.select_initial_sample import random_sample
-from lambdas.loop.split_train_validation import is_validation
-
 from simulation.corpus_images import CorpusImage
 from simulation.detector_jobs import DetectorJobs, TrainedModel
-from simulation.policy import Policy, choose_by
+from simulation.policy import Policy, threshold_rule
 
 MAX_ATTEMPTS = 3
 """Asks per image before a rejected image goes back to the pool (each ask is charged)."""
@@ -165,23 +164,12 @@ def all_manual(images: Sequence[CorpusImage], workforce: SimulatedWorkforce, pol
     return _totals(policy, images, state, [], 0, len(images), "all labelled by people", time.monotonic() - started)
 
 
-def validation_scores(
-    predictions: dict[str, Prediction], validation: dict[str, list[Box]]
-) -> tuple[list[float], list[float]]:
-    """(routing confidence, image mean IoU against the human label) of each validation image with a prediction."""
-    confidences, qualities = [], []
-    for image_id, boxes in validation.items():
-        prediction = predictions[image_id]
-        if prediction.error is None:
-            confidences.append(routing_confidence(prediction))
-            qualities.append(image_miou(prediction.boxes, boxes))
-    return confidences, qualities
-
-
 def initial_sample(images: Sequence[CorpusImage], policy: Policy) -> list[CorpusImage]:
     """``SelectInitialSample``'s keyed-random sample of the pool."""
     by_id = {image.image_id: image for image in images}
-    records = random_sample([[image.record() for image in images]], policy.config.initial_sample_size, policy.config.seed)
+    records = random_sample(
+        [[image.record() for image in images]], policy.config.initial_sample_size, policy.config.seed
+    )
     return [by_id[record.image_id] for record in records]
 
 
@@ -269,23 +257,24 @@ def _iteration(
     model = jobs.train(train, validation, known, warm_start=previous)
     predictions, inference_seconds, inferred = jobs.infer(model, unlabelled + validation)
 
-    target = config.quality.target_miou
-    if config.quality.human_parity is not None:
-        target = human_parity_target(state.gold_scores, config.quality.human_parity).target
-    confidences, qualities = validation_scores(predictions, state.validation)
-    decision: ThresholdDecision = choose_by(policy.thresholding, confidences, qualities, config, target)
+    threshold = threshold_step(
+        measure_validation((predictions[image_id] for image_id in state.validation), state.validation),
+        config.quality,
+        lambda: state.gold_scores,
+        iteration=iteration,
+        model_version=model.key,
+        computed_at=datetime.now(UTC).isoformat(),
+        rule=threshold_rule(policy.thresholding, config.quality),
+    )
+    decision = threshold.decision
 
-    routing = route_shard(
-        (predictions[image.image_id] for image in unlabelled),
-        decision.threshold,
-        exclude_ids=(),
-        max_candidates=config.human_batch_size * DIVERSITY_POOL_FACTOR,
-        audit_size=config.audit_size,
-        seed=config.seed + iteration,
+    routing = route_for_iteration(
+        (predictions[image.image_id] for image in unlabelled), decision.threshold, (), config, iteration
     )
     candidates = routing.candidates
     if not policy.diverse_selection:  # without embeddings the batch is simply the most uncertain images
         candidates = [candidate.model_copy(update={"embedding": []}) for candidate in candidates]
+
     def gold_pool() -> list[LabelRecord]:
         return [
             LabelRecord(
@@ -306,9 +295,16 @@ def _iteration(
         ]
 
     remaining = max(config.human_budget_seconds - state.seconds, 0.0)
-    observed = state.seconds / state.answers if state.answers else None
+    observed = observed_seconds_per_answer(state.seconds, state.answers)
     tasks, _ = plan_human_tasks(
-        [candidates], [routing.audit_candidates], gold_pool, config, iteration, remaining, observed, policy.prefilled_tasks
+        [candidates],
+        [routing.audit_candidates],
+        gold_pool,
+        config,
+        iteration,
+        remaining,
+        observed,
+        policy.prefilled_tasks,
     )
     human_ids = {task.image_id for task in tasks if task.purpose != HumanTaskPurpose.GOLD}
     auto = [prediction for prediction in routing.auto if prediction.image_id not in human_ids]
@@ -339,11 +335,11 @@ def _iteration(
         model_reused=model.reused,
         inference_images=inferred,
         inference_seconds=inference_seconds,
-        target=target,
+        target=decision.target,
         threshold=decision.threshold,
         lower_bound=decision.lower_bound,
         statement=decision.statement,
-        validation_miou=_mean(qualities),
+        validation_miou=threshold.validation_miou,
         auto_images=len(auto),
         auto_miou=_mean(auto_quality),
         audit_images=count[HumanTaskPurpose.AUDIT],

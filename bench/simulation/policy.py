@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import Enum
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from boxloop.config import HumanParity, LabelingConfig
+from boxloop.config import HumanParity, LabelingConfig, QualityConfig
 from boxloop.threshold import ThresholdDecision, choose_threshold
+from boxloop.threshold_step import ThresholdRule, guaranteed_threshold
 
 GROUND_TRUTH_INITIAL_SHARE = 0.10
 """The Ground Truth-style policy's random initial sample: 10% of the corpus."""
@@ -72,14 +72,22 @@ def point_estimate_threshold(
     )
 
 
-def choose_by(
-    thresholding: Thresholding, confidences: Sequence[float], qualities: Sequence[float], config: LabelingConfig, target: float
-) -> ThresholdDecision:
-    """The threshold decision of ``thresholding`` for this validation set and target."""
-    arguments = (np.asarray(confidences, dtype=float), np.asarray(qualities, dtype=float), target, config.quality.delta)
+def threshold_rule(thresholding: Thresholding, quality: QualityConfig) -> ThresholdRule:
+    """The rule ``thresholding`` names, with the configuration's delta and minimum count (and bound).
+
+    ``LOWER_BOUND`` is the rule ComputeThreshold uses (``boxloop.threshold_step.guaranteed_threshold``).
+    """
     if thresholding == Thresholding.POINT_ESTIMATE:
-        return point_estimate_threshold(*arguments, min_count=config.quality.min_validation_images)
-    return choose_threshold(*arguments, min_count=config.quality.min_validation_images, bound=config.quality.bound)
+
+        def point_estimate(
+            confidences: Sequence[float], qualities: Sequence[float], target: float
+        ) -> ThresholdDecision:
+            return point_estimate_threshold(
+                confidences, qualities, target, quality.delta, min_count=quality.min_validation_images
+            )
+
+        return point_estimate
+    return guaranteed_threshold(quality)
 
 
 def _config(classes: Sequence[str], max_iterations: int, seed: int, **overrides: object) -> LabelingConfig:

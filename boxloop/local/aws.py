@@ -12,16 +12,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from types import TracebackType
 from collections.abc import Mapping
+from types import TracebackType
 from typing import Any
 
 import boto3
 import requests
 from moto.server import ThreadedMotoServer
 
-from boxloop.local import lambda_runtime, sagemaker_runtime
-from boxloop.local.sagemaker_runtime import SageMakerJobCode
+from boxloop.local import lambda_runtime
+from boxloop.local.sagemaker.job_code import SageMakerJobCode
+from boxloop.local.sagemaker.local_sagemaker import LocalSageMaker
 
 DEFAULT_REGION = "us-east-1"
 LOOPBACK = "127.0.0.1"
@@ -51,7 +52,8 @@ def free_loopback_port() -> int:
 class LocalAws:
     """A moto server on ``127.0.0.1:<port>`` with the local hooks; use as a context manager.
 
-    ``job_code`` selects the code SageMaker jobs run (defaults: ``sagemaker_jobs``);
+    ``job_code`` selects the code SageMaker jobs run (defaults: ``sagemaker_jobs``); ``sagemaker`` is the
+    ``LocalSageMaker`` that runs them, installed while the server runs;
     ``lambda_environment`` is the Lambda runtime's own settings (e.g. Powertools' log level): given
     to every invocation (``lambda_runtime.install``) and set process-wide while the server runs,
     because handler code (Powertools' metrics flush, module-level objects) may read them outside
@@ -74,7 +76,7 @@ class LocalAws:
             port = _PROCESS_PORT[0]
         self.port = port
         self.endpoint_url = f"http://{LOOPBACK}:{self.port}"
-        self._job_code = job_code
+        self.sagemaker = LocalSageMaker(job_code)
         self._lambda_environment = dict(lambda_environment or {})
         self._server: ThreadedMotoServer | None = None
         self._saved_environment: dict[str, str | None] = {}
@@ -91,7 +93,7 @@ class LocalAws:
     def start(self) -> None:
         """Install the hooks, start the server, enable execution, and point this process at it."""
         lambda_runtime.install(self._lambda_environment)
-        sagemaker_runtime.install(self._job_code)
+        self.sagemaker.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)  # failures are in the execution's history
         names = (*_ENVIRONMENT_NAMES, *self._lambda_environment)
@@ -113,18 +115,19 @@ class LocalAws:
         self.configure()
         self.reset()
 
-    def configure(self) -> None:
-        """Ask moto to execute state machines (kept across ``reset``)."""
+    def configure(self, execute_state_machines: bool = True) -> None:
+        """Ask moto to execute state machines (kept across ``reset``); the setting is process-wide, so ``stop``
+        turns it back off (moto's default) for whatever runs in this process next."""
         response = requests.post(
             f"{self.endpoint_url}/moto-api/config",
-            json={"stepfunctions": {"execute_state_machine": True}},
+            json={"stepfunctions": {"execute_state_machine": execute_state_machines}},
             timeout=10,
         )
         response.raise_for_status()
 
     def reset(self) -> None:
         """Forget every resource (moto's reset); the server, hooks and configuration stay."""
-        sagemaker_runtime.stop_running_jobs()
+        self.sagemaker.stop_running_jobs()
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=30).raise_for_status()
 
     def client(self, service: str) -> Any:
@@ -132,10 +135,13 @@ class LocalAws:
         return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
 
     def stop(self) -> None:
-        """Stop running jobs and the server; restore the environment this process had."""
-        sagemaker_runtime.stop_running_jobs()
+        """Stop running jobs and the server, uninstall the SageMaker hooks; restore the environment this process had."""
+        self.sagemaker.uninstall()
         if self._server is not None:
-            self._server.stop()
+            try:
+                self.configure(execute_state_machines=False)
+            finally:
+                self._server.stop()
             self._server = None
         for name, value in self._saved_environment.items():
             if value is None:

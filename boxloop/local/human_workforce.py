@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from boxloop.config import LabelingConfig
 from boxloop.corpus import load_truth
 from boxloop.human_loop import human_loop_input, human_loop_name
+from boxloop.layout import a2i_output_key
 from boxloop.local.process_environment import PROCESS_ENVIRONMENT
 from boxloop.local.resources import HUMAN_REVIEW_CONSUMER_HANDLER, LocalResources
 from boxloop.models import Box, HumanTask
@@ -41,7 +42,6 @@ from lambdas.adapters.executions import send_task_success
 from lambdas.adapters.runs import mark_batch_success_sent, record_human_batch
 from lambdas.human_review.requests import HumanReviewRequest, read_tasks
 
-A2I_OUTPUT_PREFIX = "a2i-output/"
 NO_TRUTH_ERROR = "SimulatedWorkforce.NoTruth"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
@@ -74,11 +74,6 @@ def truth_by_image_id(images_dir: Path, truth_path: Path) -> dict[str, list[Box]
         if name in by_name:
             truth[hashlib.sha256(path.read_bytes()).hexdigest()] = by_name[name]
     return truth
-
-
-def a2i_output_key(flow_definition_name: str, loop_name: str, at: datetime) -> str:
-    """Where A2I writes a finished loop's ``output.json`` (under the flow definition's output path)."""
-    return f"{A2I_OUTPUT_PREFIX}{flow_definition_name}/{at:%Y/%m/%d/%H/%M/%S}/{loop_name}/output.json"
 
 
 class SimulatedHumanReview:

@@ -201,7 +201,10 @@ def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str,
         event = json.loads(event) if event else {}
     elif event is None:
         event = {}
-    variables = {**_RUNTIME_ENVIRONMENT, **{name: str(value) for name, value in (function.environment_vars or {}).items()}}
+    variables = {
+        **_RUNTIME_ENVIRONMENT,
+        **{name: str(value) for name, value in (function.environment_vars or {}).items()},
+    }
     context = LambdaContext(
         function_name=function.function_name,
         function_version=str(function.version),

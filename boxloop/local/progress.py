@@ -100,6 +100,7 @@ class RunProgress:
         metrics: IterationMetrics | None = None,
         step_progress: tuple[int, int] | None = None,
         step_eta_seconds: float | None = None,
+        human_budget_seconds: float | None = None,
     ) -> None:
         """Record what changed; arguments left as None keep their value.
 
@@ -108,7 +109,8 @@ class RunProgress:
         over iterations (a repeated iteration replaces its earlier figures).
         ``step_progress`` is (done, total) within the step, e.g. images
         inferred; ``step_eta_seconds`` is the time the step still needs as of
-        now, e.g. the training job's ``max_seconds`` when it starts.
+        now, e.g. the training job's ``max_seconds`` when it starts. ``human_budget_seconds`` replaces the
+        budget given at the start, e.g. with the budget of the configuration the run uses once it is known.
         """
         with self._lock:
             now = self._clock()
@@ -130,6 +132,10 @@ class RunProgress:
                 self._step_progress = (done, total)
             if step_eta_seconds is not None:
                 self._step_eta = (max(0.0, step_eta_seconds), now)
+            if human_budget_seconds is not None:
+                if human_budget_seconds <= 0:
+                    raise ValueError(f"human_budget_seconds {human_budget_seconds!r} must be positive")
+                self._budget_seconds = human_budget_seconds
         self._show()
 
     def log(self, message: str) -> None:
@@ -231,6 +237,7 @@ class RunProgress:
                 human,
                 left,
                 self._human_seconds(),
+                self._budget_seconds,
                 self._threshold_text(),
                 progress_bucket,
             )

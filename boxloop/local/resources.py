@@ -13,8 +13,10 @@ and creates the few resources that matter directly with boto3:
   variables, memory and timeout. Locally the handler is imported from this project by
   ``lambda_runtime``; the function's zip only says so;
 - the event wiring: ``Custom::S3BucketNotifications``' notification configuration is put
-  on the bucket as is, and every SQS event-source mapping is created, except the
-  human-review consumer's: locally ``human_workforce`` reads that queue instead;
+  on the bucket as is, and every SQS event-source mapping is created, except, in a stack with
+  the A2I workforce, the human-review consumer's: locally ``human_workforce`` reads that queue
+  instead (in a stack with the browser workforce the consumer records each batch for the local
+  labelling app, ``labelling_server``);
 - the state machine, with the synthesized definition resolved to plain ASL by
   ``infra.asl.resolve_definition`` with local names and ARNs substituted. It is the
   synthesized definition: nothing in it is changed for the local run.
@@ -22,7 +24,10 @@ and creates the few resources that matter directly with boto3:
 CDK's own custom-resource Lambdas (inline Node.js) are not created: their effects are
 applied directly (the notifications above) or have no moto counterpart (A2I's human task
 UI and flow definition: locally the flow definition's name only names the
-``a2i-output/<flow-definition-name>/`` folder the simulated workforce writes to).
+``a2i-output/<flow-definition-name>/`` folder the simulated workforce writes to). Nor are the
+labelling site's CloudFront distribution, Cognito user pool and HTTP API: locally the labelling
+app serves the page and calls the API's handler; a function variable or output that refers to
+one of them (the API's ``SITE_ORIGIN``, the site's URL) is left out.
 """
 
 from __future__ import annotations
@@ -40,13 +45,23 @@ from typing import Any
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from boxloop.local.aws import LocalAws
-from infra.asl import resolve_definition, resolve_value
+from infra.asl import UnresolvedReference, resolve_definition, resolve_value
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ENVIRONMENT = "dev"
 HUMAN_REVIEW_CONSUMER_HANDLER = "lambdas.human_review.consumer.handler"
-"""The one Lambda the local run replaces (by the simulated workforce driver): its queue is not mapped to it."""
+"""With the A2I workforce the local run replaces it (by the simulated workforce driver): its queue is not mapped to it."""
+LABELLING_API_HANDLER = "lambdas.labelling_api.handler.handler"
+"""The labelling API (browser workforce): locally the labelling app calls it in-process."""
 FLOW_DEFINITION_OUTPUT = "FlowDefinitionArn"
+LOCAL_WORKFORCE = {
+    "workforce": "a2i",
+    "workteam_arn": f"arn:aws:sagemaker:us-east-1:{DEFAULT_ACCOUNT_ID}:workteam/private-crowd/boxloop-local",
+}
+"""The stack settings of the local run's simulated workforce: it stands in for A2I (it writes A2I's output
+objects), so the local stack is synthesized with the ``a2i`` workforce on a local workteam."""
+BROWSER_WORKFORCE = {"workforce": "browser", "workteam_arn": None}
+"""The stack settings of a local run where people label in the local labelling app."""
 
 _LOCAL_CODE_NOTE = (
     b"Locally this function's handler is imported from the boxloop project and called in-process "
@@ -62,14 +77,16 @@ def synthesize_template(
     environment: str = DEFAULT_ENVIRONMENT,
     settings_overrides: Mapping[str, Any] | None = None,
     project_root: Path = PROJECT_ROOT,
+    *,
+    people: bool = False,
 ) -> dict[str, Any]:
     """Synthesize the stack of ``environment`` in-process (``cdk.json``'s context) and return its template.
 
     The stack is built exactly as ``app.py`` builds it (``BoxloopStack`` with the environment's
     settings); cdk-nag's checks are left out because they validate, and change nothing in, the
-    template. ``settings_overrides`` replace settings of the environment's ``cdk.json`` block
-    (e.g. ``training_model``, ``training_max_seconds`` for a CPU-sized local run); they are
-    validated like the block itself.
+    template. The workforce is ``LOCAL_WORKFORCE`` (``BROWSER_WORKFORCE`` when ``people`` label); ``settings_overrides`` replace settings of the
+    environment's ``cdk.json`` block (e.g. ``training_model``, ``training_max_seconds`` for a
+    CPU-sized local run); they are validated like the block itself.
     """
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     import aws_cdk as cdk
@@ -78,10 +95,10 @@ def synthesize_template(
     from infra.stack import BoxloopStack
 
     context = {**json.loads((project_root / "cdk.json").read_text(encoding="utf-8"))["context"], "env": environment}
-    if settings_overrides:
-        environments = dict(context[ENVIRONMENTS_CONTEXT_KEY])
-        environments[environment] = {**environments.get(environment, {}), **settings_overrides}
-        context[ENVIRONMENTS_CONTEXT_KEY] = environments
+    environments = dict(context[ENVIRONMENTS_CONTEXT_KEY])
+    workforce = BROWSER_WORKFORCE if people else LOCAL_WORKFORCE
+    environments[environment] = {**environments.get(environment, {}), **workforce, **(settings_overrides or {})}
+    context[ENVIRONMENTS_CONTEXT_KEY] = environments
     settings = environment_settings(context)
     with tempfile.TemporaryDirectory(prefix="boxloop-synth-") as outdir:
         app = cdk.App(context=context, outdir=outdir)
@@ -100,7 +117,7 @@ class LocalResources:
     data_bucket: str
     state_machine_arn: str
     human_review_queue_url: str
-    flow_definition_arn: str
+    flow_definition_arn: str | None
     images_table: str
     runs_table: str
     idempotency_table: str
@@ -111,7 +128,14 @@ class LocalResources:
 
     @property
     def flow_definition_name(self) -> str:
+        if self.flow_definition_arn is None:
+            raise TemplateError("the stack has no A2I flow definition (its workforce is not a2i)")
         return self.flow_definition_arn.rsplit("/", 1)[-1]
+
+    @property
+    def shared_environment(self) -> dict[str, str]:
+        """The variables the adapters read: every function has the same tables, bucket and labelling defaults."""
+        return next(iter(self.function_environment.values()))
 
 
 def _resources_of(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
@@ -131,6 +155,17 @@ def _image_command(resource: dict[str, Any]) -> str | None:
 def _custom_resource_call_parameters(resource: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
     create = resolve_value(resource["Properties"]["Create"], values)
     return json.loads(create).get("parameters", {})
+
+
+def _resolvable_variables(variables: Mapping[str, Any], values: dict[str, str]) -> dict[str, str]:
+    """The variables whose values resolve locally; those naming a resource the local run does not create are left out."""
+    resolved = {}
+    for name, value in variables.items():
+        try:
+            resolved[name] = str(resolve_value(value, values))
+        except UnresolvedReference:
+            continue
+    return resolved
 
 
 def _creation_order(queues: dict[str, dict[str, Any]]) -> list[str]:
@@ -211,9 +246,11 @@ def create_resources(
         values[logical_id] = arn
         values[f"{logical_id}.TopicArn"] = arn
 
+    a2i_workforce = False
     for logical_id, resource in _resources_of(template, "Custom::AWS").items():
         parameters = _custom_resource_call_parameters(resource, values)
         if "FlowDefinitionName" in parameters:
+            a2i_workforce = True
             name = parameters["FlowDefinitionName"]
             values[f"{logical_id}.{FLOW_DEFINITION_OUTPUT}"] = (
                 f"arn:aws:sagemaker:{region}:{account}:flow-definition/{name}"
@@ -241,7 +278,7 @@ def create_resources(
     handlers: dict[str, str] = {}
     for logical_id, resource in functions.items():
         properties = resource["Properties"]
-        variables = {k: str(v) for k, v in resolve_value(properties.get("Environment", {}).get("Variables", {}), values).items()}
+        variables = _resolvable_variables(properties.get("Environment", {}).get("Variables", {}), values)
         handlers[logical_id] = _image_command(resource) or ""
         lambda_client.create_function(
             FunctionName=values[logical_id],
@@ -268,7 +305,7 @@ def create_resources(
     for logical_id, resource in _resources_of(template, "AWS::Lambda::EventSourceMapping").items():
         properties = resource["Properties"]
         function_id = properties["FunctionName"]["Ref"]
-        if handlers.get(function_id) == HUMAN_REVIEW_CONSUMER_HANDLER:
+        if handlers.get(function_id) == HUMAN_REVIEW_CONSUMER_HANDLER and a2i_workforce:
             skipped.append(logical_id)
             continue
         request = {
@@ -291,15 +328,16 @@ def create_resources(
     sfn = aws.client("stepfunctions")
     if len(state_machines) != 1:
         raise TemplateError(f"expected one AWS::StepFunctions::StateMachine, the template has {len(state_machines)}")
-    (machine_id, machine), = state_machines.items()
+    ((machine_id, machine),) = state_machines.items()
     definition = resolve_definition(template, values)
     role_arn = resolve_value(machine["Properties"]["RoleArn"], values)
-    sfn.create_state_machine(
-        name=values[f"{machine_id}.Name"], definition=json.dumps(definition), roleArn=role_arn
-    )
+    sfn.create_state_machine(name=values[f"{machine_id}.Name"], definition=json.dumps(definition), roleArn=role_arn)
 
-    outputs = {name: resolve_value(output["Value"], values) for name, output in template.get("Outputs", {}).items()}
-    for required in ("DataBucketName", "StateMachineArn", "HumanReviewQueueUrl", FLOW_DEFINITION_OUTPUT):
+    outputs = _resolvable_variables(
+        {name: output["Value"] for name, output in template.get("Outputs", {}).items()}, values
+    )
+    required_outputs = ["DataBucketName", "StateMachineArn", "HumanReviewQueueUrl"]
+    for required in required_outputs + ([FLOW_DEFINITION_OUTPUT] if a2i_workforce else []):
         if required not in outputs:
             raise TemplateError(f"the template has no output {required!r}; the local run finds resources by it")
     return LocalResources(
@@ -307,7 +345,7 @@ def create_resources(
         data_bucket=outputs["DataBucketName"],
         state_machine_arn=outputs["StateMachineArn"],
         human_review_queue_url=outputs["HumanReviewQueueUrl"],
-        flow_definition_arn=outputs[FLOW_DEFINITION_OUTPUT],
+        flow_definition_arn=outputs.get(FLOW_DEFINITION_OUTPUT),
         images_table=shared["IMAGES_TABLE"],
         runs_table=shared["RUNS_TABLE"],
         idempotency_table=shared["IDEMPOTENCY_TABLE"],

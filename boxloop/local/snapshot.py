@@ -69,6 +69,12 @@ def read_snapshot(run_dir: Path) -> Snapshot:
     return Snapshot.model_validate_json(path.read_bytes())
 
 
+def saved_object(run_dir: Path, snapshot: Snapshot, key: str) -> bytes | None:
+    """The body the snapshot saved for ``key`` of its bucket, or None when the bucket had no such object."""
+    etag = snapshot.objects.get(key)
+    return None if etag is None else (state_dir(run_dir) / "objects" / etag).read_bytes()
+
+
 def _etag(item: dict[str, Any]) -> str:
     return item["ETag"].strip('"')
 

@@ -119,11 +119,15 @@ class RunUsage(BaseModel):
         functions: dict[str, LambdaFunctionUsage] = {f.function: f for f in earlier.lambda_functions}
         for function in self.lambda_functions:
             before = functions.get(function.function)
-            functions[function.function] = function if before is None else function.model_copy(
-                update={
-                    "invocations": before.invocations + function.invocations,
-                    "total_seconds": round(before.total_seconds + function.total_seconds, 3),
-                }
+            functions[function.function] = (
+                function
+                if before is None
+                else function.model_copy(
+                    update={
+                        "invocations": before.invocations + function.invocations,
+                        "total_seconds": round(before.total_seconds + function.total_seconds, 3),
+                    }
+                )
             )
         ours, theirs = self.step_functions, earlier.step_functions
         step_functions = StepFunctionsUsage(

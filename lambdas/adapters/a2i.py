@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import os
-from functools import cache
-
-import boto3
-
-
-@cache
-def _a2i():
-    return boto3.client("sagemaker-a2i-runtime")
+from lambdas.adapters.clients import aws_client
+from lambdas.environment import lambda_environment
 
 
 def start_human_loop(human_loop_name: str, input_content: str) -> bool:
@@ -18,11 +11,11 @@ def start_human_loop(human_loop_name: str, input_content: str) -> bool:
 
     Loop names are deterministic, so a retried start meets ConflictException: already started.
     """
-    client = _a2i()
+    client = aws_client("sagemaker-a2i-runtime")
     try:
         client.start_human_loop(
             HumanLoopName=human_loop_name,
-            FlowDefinitionArn=os.environ["FLOW_DEFINITION_ARN"],
+            FlowDefinitionArn=lambda_environment().require("flow_definition_arn"),
             HumanLoopInput={"InputContent": input_content},
         )
     except client.exceptions.ConflictException:

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-from functools import cache
 
-import boto3
-
-from lambdas.adapters.documents import CONFIG_KEY
-
-
-@cache
-def _stepfunctions():
-    return boto3.client("stepfunctions")
+from boxloop.layout import CONFIG_KEY
+from lambdas.adapters.clients import aws_client
+from lambdas.environment import lambda_environment
 
 
 def execution_name(run_id: str, iteration: int) -> str:
@@ -26,12 +19,14 @@ def start_run_execution(run_id: str, bucket: str) -> str:
 
     Returns the execution ARN.
     """
-    state_machine_arn = os.environ["STATE_MACHINE_ARN"]
+    state_machine_arn = lambda_environment().require("state_machine_arn")
     name = execution_name(run_id, 0)
-    client = _stepfunctions()
+    client = aws_client("stepfunctions")
     execution_input = {"run_id": run_id, "bucket": bucket, "config_key": CONFIG_KEY, "resume_from": None}
     try:
-        response = client.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(execution_input))
+        response = client.start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=json.dumps(execution_input)
+        )
     except client.exceptions.ExecutionAlreadyExists:
         return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
     return response["executionArn"]
@@ -39,7 +34,7 @@ def start_run_execution(run_id: str, bucket: str) -> str:
 
 def send_task_success(task_token: str, output: dict) -> bool:
     """Resume the execution waiting on ``task_token``; False when that wait is already over."""
-    client = _stepfunctions()
+    client = aws_client("stepfunctions")
     try:
         client.send_task_success(taskToken=task_token, output=json.dumps(output))
     except (client.exceptions.TaskTimedOut, client.exceptions.TaskDoesNotExist):

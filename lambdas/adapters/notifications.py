@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from functools import cache
-
-import boto3
-
-TOPIC_ENV = "NOTIFICATION_TOPIC_ARN"
-
-
-@cache
-def _sns():
-    return boto3.client("sns")
+from lambdas.adapters.clients import aws_client
+from lambdas.environment import lambda_environment
 
 
 def notify(subject: str, message: str) -> bool:
     """Publish to the configured topic; False when no topic is configured."""
-    topic_arn = os.environ.get(TOPIC_ENV)
-    if not topic_arn:
+    topic_arn = lambda_environment().notification_topic_arn
+    if topic_arn is None:
         return False
-    _sns().publish(TopicArn=topic_arn, Subject=subject[:100], Message=message)
+    aws_client("sns").publish(TopicArn=topic_arn, Subject=subject[:100], Message=message)
     return True

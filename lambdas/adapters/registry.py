@@ -7,15 +7,13 @@ an event is delivered twice or a Lambda dies half-way.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from functools import cache
-
-import boto3
 
 from boxloop.models import ImageRecord
+from lambdas.adapters.clients import aws_client
 from lambdas.adapters.transactions import transact_once
+from lambdas.environment import lambda_environment
 
 PENDING_PARTITION = "pending"
 PENDING_INDEX = "pending"
@@ -23,16 +21,24 @@ TRANSACTION_IMAGES = 49
 """Images cleared per transaction: two items each plus the counter stay within DynamoDB's 100-item limit."""
 
 
-@cache
 def _dynamodb():
-    return boto3.client("dynamodb")
+    return aws_client("dynamodb")
 
 
-def _image_item(record: ImageRecord) -> dict:
+def _images_table() -> str:
+    return lambda_environment().require("images_table")
+
+
+def _runs_table() -> str:
+    return lambda_environment().require("runs_table")
+
+
+def _image_item(record: ImageRecord, upload_ref: str) -> dict:
     registered_at = record.registered_at.isoformat()
     return {
         "image_id": {"S": record.image_id},
         "source_ref": {"S": record.source_ref},
+        "upload_ref": {"S": upload_ref},
         "width": {"N": str(record.width)},
         "height": {"N": str(record.height)},
         "registered_at": {"S": registered_at},
@@ -41,21 +47,24 @@ def _image_item(record: ImageRecord) -> dict:
     }
 
 
-def register_image(record: ImageRecord) -> bool:
-    """Register a new image as pending and count it; False when the image is already registered."""
+def register_image(record: ImageRecord, upload_ref: str | None = None) -> bool:
+    """Register a new image as pending and count it; False when the image is already registered.
+
+    ``upload_ref`` is the upload it was registered from (default: its ``source_ref``).
+    """
     return transact_once(
         _dynamodb(),
         [
             {
                 "Put": {
-                    "TableName": os.environ["IMAGES_TABLE"],
-                    "Item": _image_item(record),
+                    "TableName": _images_table(),
+                    "Item": _image_item(record, upload_ref or record.source_ref),
                     "ConditionExpression": "attribute_not_exists(image_id)",
                 }
             },
             {
                 "Update": {
-                    "TableName": os.environ["RUNS_TABLE"],
+                    "TableName": _runs_table(),
                     "Key": {"pk": {"S": "COUNTER"}, "sk": {"S": "REGISTERED"}},
                     "UpdateExpression": "ADD #count :one",
                     "ExpressionAttributeNames": {"#count": "count"},
@@ -66,19 +75,22 @@ def register_image(record: ImageRecord) -> bool:
     )
 
 
-def record_duplicate_upload(image_id: str, source_ref: str) -> bool:
-    """Add ``source_ref`` to the registered image's ``duplicate_keys``.
+def record_duplicate_upload(image_id: str, upload_ref: str) -> bool:
+    """Add ``upload_ref`` (an upload of an already registered image's bytes) to the image's ``duplicate_keys``.
 
-    Returns False when ``source_ref`` is the image's own source (a redelivered event).
+    Returns False when ``upload_ref`` is the upload it was registered from or is already noted (a redelivered event).
     """
     client = _dynamodb()
     try:
         client.update_item(
-            TableName=os.environ["IMAGES_TABLE"],
+            TableName=_images_table(),
             Key={"image_id": {"S": image_id}},
             UpdateExpression="ADD duplicate_keys :ref",
-            ConditionExpression="attribute_exists(image_id) AND source_ref <> :own",
-            ExpressionAttributeValues={":ref": {"SS": [source_ref]}, ":own": {"S": source_ref}},
+            ConditionExpression=(
+                "attribute_exists(image_id) AND upload_ref <> :own "
+                "AND (attribute_not_exists(duplicate_keys) OR NOT contains(duplicate_keys, :own))"
+            ),
+            ExpressionAttributeValues={":ref": {"SS": [upload_ref]}, ":own": {"S": upload_ref}},
         )
     except client.exceptions.ConditionalCheckFailedException:
         return False
@@ -99,7 +111,7 @@ def query_pending() -> Iterator[ImageRecord]:
     """Every image waiting to join a run's pool, oldest first, page by page (the sparse ``pending`` index)."""
     paginator = _dynamodb().get_paginator("query")
     pages = paginator.paginate(
-        TableName=os.environ["IMAGES_TABLE"],
+        TableName=_images_table(),
         IndexName=PENDING_INDEX,
         KeyConditionExpression="pending_partition = :pending",
         ExpressionAttributeValues={":pending": {"S": PENDING_PARTITION}},
@@ -113,7 +125,7 @@ def _clear_transaction(image_ids: list[str]) -> list[dict]:
     clears = [
         {
             "Update": {
-                "TableName": os.environ["IMAGES_TABLE"],
+                "TableName": _images_table(),
                 "Key": {"image_id": {"S": image_id}},
                 "UpdateExpression": "REMOVE pending_since, pending_partition",
                 "ConditionExpression": "attribute_exists(pending_since)",
@@ -123,7 +135,7 @@ def _clear_transaction(image_ids: list[str]) -> list[dict]:
     ]
     counter = {
         "Update": {
-            "TableName": os.environ["RUNS_TABLE"],
+            "TableName": _runs_table(),
             "Key": {"pk": {"S": "COUNTER"}, "sk": {"S": "REGISTERED"}},
             "UpdateExpression": "ADD #count :minus",
             "ExpressionAttributeNames": {"#count": "count"},

@@ -7,23 +7,21 @@ Keys follow docs/architecture.md: ``ACTIVE/RUN``, ``COUNTER/REGISTERED``,
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
-from functools import cache
 
-import boto3
 from pydantic import BaseModel, Field
 
+from lambdas.adapters.clients import aws_client
 from lambdas.adapters.transactions import transact_once
+from lambdas.environment import lambda_environment
 
 
-@cache
 def _dynamodb():
-    return boto3.client("dynamodb")
+    return aws_client("dynamodb")
 
 
 def _table() -> str:
-    return os.environ["RUNS_TABLE"]
+    return lambda_environment().require("runs_table")
 
 
 def _run_pk(run_id: str) -> dict:
@@ -57,9 +55,11 @@ class HumanBatch(BaseModel):
 
 def registered_image_count() -> int:
     """How many distinct images ingest has registered."""
-    item = _dynamodb().get_item(
-        TableName=_table(), Key={"pk": {"S": "COUNTER"}, "sk": {"S": "REGISTERED"}}, ConsistentRead=True
-    ).get("Item")
+    item = (
+        _dynamodb()
+        .get_item(TableName=_table(), Key={"pk": {"S": "COUNTER"}, "sk": {"S": "REGISTERED"}}, ConsistentRead=True)
+        .get("Item")
+    )
     return int(item["count"]["N"]) if item else 0
 
 
@@ -70,9 +70,11 @@ def _active_run_from_item(item: dict) -> ActiveRun:
 
 def active_run() -> ActiveRun | None:
     """The holder of the active-run lock, if any."""
-    item = _dynamodb().get_item(
-        TableName=_table(), Key={"pk": {"S": "ACTIVE"}, "sk": {"S": "RUN"}}, ConsistentRead=True
-    ).get("Item")
+    item = (
+        _dynamodb()
+        .get_item(TableName=_table(), Key={"pk": {"S": "ACTIVE"}, "sk": {"S": "RUN"}}, ConsistentRead=True)
+        .get("Item")
+    )
     return _active_run_from_item(item) if item else None
 
 
@@ -193,9 +195,11 @@ def mark_batch_success_sent(run_id: str, iteration: int) -> None:
 
 def human_seconds_used(run_id: str) -> float:
     """The run's human seconds charged so far."""
-    item = _dynamodb().get_item(
-        TableName=_table(), Key={"pk": _run_pk(run_id), "sk": {"S": "STATE"}}, ConsistentRead=True
-    ).get("Item")
+    item = (
+        _dynamodb()
+        .get_item(TableName=_table(), Key={"pk": _run_pk(run_id), "sk": {"S": "STATE"}}, ConsistentRead=True)
+        .get("Item")
+    )
     return float(item["human_seconds_used"]["N"]) if item and "human_seconds_used" in item else 0.0
 
 
@@ -229,9 +233,11 @@ def create_run_state(run_id: str, budget_seconds: float) -> None:
 
 def get_run_state(run_id: str) -> RunState | None:
     """The run's state item, read consistently; None before RegisterPool created it."""
-    item = _dynamodb().get_item(
-        TableName=_table(), Key={"pk": _run_pk(run_id), "sk": {"S": "STATE"}}, ConsistentRead=True
-    ).get("Item")
+    item = (
+        _dynamodb()
+        .get_item(TableName=_table(), Key={"pk": _run_pk(run_id), "sk": {"S": "STATE"}}, ConsistentRead=True)
+        .get("Item")
+    )
     if item is None:
         return None
     return RunState(
@@ -266,3 +272,19 @@ def release_active_run(run_id: str) -> bool:
     except client.exceptions.ConditionalCheckFailedException:
         return False
     return True
+
+
+def answer_seconds(run_id: str) -> list[float]:
+    """The human seconds of every answer the run has counted (its ``ANSWER#`` markers), read consistently."""
+    pages = (
+        _dynamodb()
+        .get_paginator("query")
+        .paginate(
+            TableName=_table(),
+            KeyConditionExpression="pk = :run AND begins_with(sk, :answer)",
+            ExpressionAttributeValues={":run": _run_pk(run_id), ":answer": {"S": "ANSWER#"}},
+            ProjectionExpression="human_seconds",
+            ConsistentRead=True,
+        )
+    )
+    return [float(item["human_seconds"]["N"]) for page in pages for item in page.get("Items", [])]

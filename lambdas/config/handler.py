@@ -10,20 +10,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from boxloop.config import ConfigError
-from lambdas.ingest.events import S3Event
-from lambdas.adapters.documents import CONFIG_KEY, CONFIG_STATUS_KEY, read_labeling_config, write_document
+from boxloop.layout import CONFIG_KEY, CONFIG_STATUS_KEY
+from lambdas.adapters.labeling_config import read_labeling_config
+from lambdas.adapters.storage import write_document
 from lambdas.config.run_start import start_run_if_ready
-
-logger = Logger()
-metrics = Metrics()
-tracer = Tracer()
+from lambdas.ingest.events import S3Event
+from lambdas.observability import lambda_handler, logger, metrics, tracer
 
 
 class ConfigStatus(BaseModel):
@@ -65,9 +63,7 @@ def check_config(bucket: str) -> ConfigStatus:
     return status
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@lambda_handler
 @event_parser(model=S3Event)
 def handler(event: S3Event, context: LambdaContext) -> dict:
     """Check the configuration once per event record naming ``config/labeling.json``."""

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from boxloop.config import ConfigError
-from lambdas.adapters.documents import read_labeling_config
 from lambdas.adapters.executions import start_run_execution
+from lambdas.adapters.labeling_config import read_labeling_config
 from lambdas.adapters.runs import active_run, claim_active_run, mark_run_started, registered_image_count
 
 

@@ -6,7 +6,6 @@ failing message alone returns to the queue (and, after its retries, to the DLQ).
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -14,10 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
 from lambdas.human_review.requests import HumanReviewRequest, start_review
-
-logger = Logger()
-metrics = Metrics()
-tracer = Tracer()
+from lambdas.observability import lambda_handler, logger, metrics, tracer
 
 
 class HumanReviewRecord(SqsRecordModel):
@@ -41,9 +37,7 @@ def record_handler(record: HumanReviewRecord) -> None:
     metrics.add_metric(name="HumanLoopsStarted", unit=MetricUnit.Count, value=outcome.started)
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     """Process the batch; return the SQS partial-failure response."""
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

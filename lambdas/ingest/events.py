@@ -45,8 +45,12 @@ class S3EventRecord(S3RecordModel):
         if not isinstance(values, dict) or not isinstance(values.get("s3"), dict):
             return values
         s3_object = values["s3"].get("object") or values["s3"].get("get_object") or {}
-        if ":Delete" not in str(values.get("eventName")) and (s3_object.get("size") is None or s3_object.get("eTag") is None):
-            raise ValueError("size and eTag are required for all events except ObjectRemoved:* and LifecycleExpiration:*")
+        if ":Delete" not in str(values.get("eventName")) and (
+            s3_object.get("size") is None or s3_object.get("eTag") is None
+        ):
+            raise ValueError(
+                "size and eTag are required for all events except ObjectRemoved:* and LifecycleExpiration:*"
+            )
         return values
 
 

@@ -1,5 +1,8 @@
 """Ingest Lambda: S3 ObjectCreated under ``incoming/`` → SQS → here, in batches.
 
+Every upload's outcome is logged and counted: registered, a duplicate (upload or event),
+quarantined with its reason, or ignored (an S3 console folder marker, a key outside ``incoming/``).
+
 Each SQS record carries one S3 event notification; records are processed with Powertools'
 BatchProcessor so only failed messages return to the queue (partial batch response).
 S3's ``s3:TestEvent`` (sent when the notification is configured) is skipped.
@@ -10,17 +13,14 @@ from __future__ import annotations
 import json
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.ingest.events import S3EventInSqsRecord
 from lambdas.ingest.intake import take_in_upload
+from lambdas.observability import lambda_handler, logger, metrics, tracer
 
-logger = Logger()
-metrics = Metrics()
-tracer = Tracer()
 processor = BatchProcessor(event_type=EventType.SQS, model=S3EventInSqsRecord)
 
 
@@ -47,13 +47,13 @@ def record_handler(record: S3EventInSqsRecord) -> None:
             metrics.add_metric(name="DuplicateUploads", unit=MetricUnit.Count, value=1)
         elif outcome.result == "quarantined":
             metrics.add_metric(name="UploadsQuarantined", unit=MetricUnit.Count, value=1)
+        elif outcome.result == "folder_marker":
+            metrics.add_metric(name="FolderMarkersIgnored", unit=MetricUnit.Count, value=1)
         if outcome.run_start is not None and outcome.run_start.started:
             metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     """Process the batch; return the SQS partial-failure response."""
     records = [record for record in event["Records"] if not is_s3_test_event(record["body"])]

@@ -1,24 +1,20 @@
 """CheckHumanLabelQuality: fail the run, clearly, when too many initial human labels failed QC.
 
 Counts the initial sample's accepted labels (``human/labels/``) and rejected answers
-(``human/rejected/``) and applies ``boxloop.qc.initial_sample_gate``; the raised
+(``human/rejected/``) and applies ``boxloop.qc.check_initial_sample``; the raised
 ``HumanQualityError`` becomes the run's error (RecordFailure → RunFailed).
 """
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from boxloop.qc import HumanQualityError, initial_sample_gate
+from boxloop.qc import check_initial_sample
 from lambdas.loop.events import IterationEvent
 from lambdas.loop.run_data import answer_ids, iter_tasks, read_run_config
-
-logger = Logger()
-metrics = Metrics()
-tracer = Tracer()
+from lambdas.observability import lambda_handler, logger, metrics
 
 
 def check_human_label_quality(event: IterationEvent) -> dict:
@@ -28,28 +24,14 @@ def check_human_label_quality(event: IterationEvent) -> dict:
     accepted = len(answer_ids(layout, layout.labels(event.iteration)))
     rejected = len(answer_ids(layout, layout.rejected(event.iteration)))
     sent = sum(1 for _ in iter_tasks(layout, event.iteration))
-    answered = accepted + rejected
     metrics.add_metric(name="InitialLabelsAccepted", unit=MetricUnit.Count, value=accepted)
     metrics.add_metric(name="InitialLabelsRejected", unit=MetricUnit.Count, value=rejected)
-    if answered == 0:
-        raise HumanQualityError(
-            f"none of the {sent} initial-sample images was answered before the human step ended: "
-            "check the workforce (worker portal, work team) before restarting"
-        )
-    initial_sample_gate(rejected, answered, config.qc.max_initial_failure_share)
-    result = {
-        "accepted": accepted,
-        "rejected": rejected,
-        "unanswered": max(sent - answered, 0),
-        "failed_share": rejected / answered,
-    }
+    result = check_initial_sample(accepted, rejected, sent, config.qc.max_initial_failure_share).model_dump()
     logger.info("initial human labels passed the quality gate", extra=result)
     return result
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@lambda_handler
 @event_parser(model=IterationEvent)
 def handler(event: IterationEvent, context: LambdaContext) -> dict:
     """Powertools entry point: see ``check_human_label_quality``."""

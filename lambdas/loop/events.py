@@ -1,4 +1,4 @@
-"""The payloads the state machine sends each loop Lambda (``infra/labelling_state_machine.py``)."""
+"""The payloads the state machine sends each loop Lambda (``infra/labelling_definition.py``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lambdas.loop.run_layout import RunLayout
+from boxloop.layout import CONFIG_KEY, RunLayout
 
 
 class RunEvent(BaseModel):
@@ -16,7 +16,7 @@ class RunEvent(BaseModel):
 
     run_id: str = Field(min_length=1, max_length=44)
     bucket: str = Field(min_length=1)
-    config_key: str = "config/labeling.json"
+    config_key: str = CONFIG_KEY
 
     @property
     def layout(self) -> RunLayout:
@@ -31,7 +31,7 @@ class RegisterPoolEvent(RunEvent):
 
 
 class IterationEvent(RunEvent):
-    """SelectInitialSample, CheckHumanLabelQuality, SplitTrainValidation, SelectImagesForHumans."""
+    """SelectWaveForPeople, CheckHumanLabelQuality, SplitTrainValidation, SelectImagesForHumans."""
 
     iteration: int = Field(ge=0)
 

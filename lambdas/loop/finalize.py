@@ -13,33 +13,35 @@ import json
 import tempfile
 from pathlib import Path
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from boxloop.config import LabelingConfig
 from boxloop.exports import to_coco, write_voc, write_yolo
-from boxloop.models import IterationMetrics
-from boxloop.publish import VersionIndex, version_name
+from boxloop.layout import COCO_EXPORT, VOC_EXPORT, YOLO_EXPORT, RunLayout
+from boxloop.models import HumanTaskPurpose, IterationMetrics
+from boxloop.people_waves import PeopleFinish, people_finish
+from boxloop.publish import VersionIndex
 from boxloop.report import build_report
+from boxloop.report_html import render_report_html
 from boxloop.threshold import ThresholdCurvePoint
+from boxloop.threshold_step import ThresholdDocument
 from lambdas.adapters.notifications import notify
-from lambdas.adapters.runs import release_active_run, set_run_status
-from lambdas.adapters.s3_store import upload_directory, write_bytes
+from lambdas.adapters.runs import answer_seconds, get_run_state, release_active_run, set_run_status
+from lambdas.adapters.storage import upload_directory, write_bytes
 from lambdas.loop.events import FinalizeEvent
 from lambdas.loop.run_data import (
-    ThresholdDocument,
+    answer_ids,
     iter_manifest_records,
+    iter_tasks,
     latest_index,
     read_model,
     read_pool_index,
     read_run_config,
+    unlabellable_images,
 )
-from lambdas.loop.run_layout import RunLayout
-
-logger = Logger()
-metrics = Metrics()
-tracer = Tracer()
+from lambdas.observability import lambda_handler, logger, metrics
 
 
 def iteration_documents(
@@ -58,15 +60,37 @@ def iteration_documents(
     return figures, curves
 
 
+def finish_by_people(
+    layout: RunLayout, config: LabelingConfig, last_iteration: int, trained_iterations: int, unlabelled: int
+) -> PeopleFinish:
+    """``boxloop.people_waves.people_finish`` over the finishing waves' tasks and answers and the run's budget."""
+    finished = waves = 0
+    for iteration in range(last_iteration + 1):
+        remaining = {t.image_id for t in iter_tasks(layout, iteration) if t.purpose == HumanTaskPurpose.REMAINING}
+        if remaining:
+            waves += 1
+            finished += len(remaining & set(answer_ids(layout, layout.labels(iteration))))
+    state = get_run_state(layout.run_id)
+    return people_finish(
+        config,
+        finished=finished,
+        finishing_waves=waves,
+        trained_iterations=trained_iterations,
+        unlabelled=unlabelled,
+        budget_left=state.human_budget_seconds - state.human_seconds_used if state else 0.0,
+        answer_seconds=answer_seconds(layout.run_id),
+    )
+
+
 def write_exports(layout: RunLayout, classes: list[str], index: VersionIndex) -> list[str]:
     """Write the COCO, YOLO and VOC exports of the version; returns the uploaded keys."""
     with tempfile.TemporaryDirectory(prefix="boxloop-exports-") as folder:
         root = Path(folder)
         coco = to_coco(iter_manifest_records(layout, index), classes)
-        (root / "coco").mkdir()
-        (root / "coco" / "annotations.json").write_text(json.dumps(coco))
-        write_yolo(iter_manifest_records(layout, index), root / "yolo", classes)
-        write_voc(iter_manifest_records(layout, index), root / "voc", classes)
+        (root / COCO_EXPORT).parent.mkdir(parents=True)
+        (root / COCO_EXPORT).write_text(json.dumps(coco))
+        write_yolo(iter_manifest_records(layout, index), root / YOLO_EXPORT, classes)
+        write_voc(iter_manifest_records(layout, index), root / VOC_EXPORT, classes)
         return upload_directory(layout.bucket, layout.exports, root)
 
 
@@ -79,22 +103,25 @@ def finalize(event: FinalizeEvent) -> dict:
         raise ValueError(f"run {event.run_id} has no published manifest version to finalize")
     export_keys = write_exports(layout, config.classes, index)
     figures, curves = iteration_documents(layout, index.iteration)
+    images_total = max(read_pool_index(layout).total, index.total)
+    finish = finish_by_people(layout, config, index.iteration, len(curves), images_total - index.total)
     report = build_report(
         event.run_id,
         config,
         figures,
         iter_manifest_records(layout, index),
         threshold_curves=curves,
-        images_total=max(read_pool_index(layout).total, index.total),
+        images_total=images_total,
+        unlabellable=unlabellable_images(layout, index.iteration),
+        finish=finish,
     )
-    report_json = f"{layout.report}report.json"
-    report_html = f"{layout.report}report.html"
-    write_bytes(layout.bucket, report_json, json.dumps(report.to_json(), indent=1).encode(), "application/json")
-    write_bytes(layout.bucket, report_html, report.to_html().encode(), "text/html; charset=utf-8")
+    report_html = render_report_html(report).encode()
+    write_bytes(layout.bucket, layout.report_json, json.dumps(report.to_json(), indent=1).encode(), "application/json")
+    write_bytes(layout.bucket, layout.report_html, report_html, "text/html; charset=utf-8")
     notified = notify(
         f"boxloop run {event.run_id} finished",
-        f"{report.statement}\n\nManifest: s3://{layout.bucket}/{layout.manifests}{version_name(index.version)}/\n"
-        f"Report: s3://{layout.bucket}/{report_html}\n",
+        f"{report.statement}\n\nManifest: {layout.uri(layout.manifest_version(index.version))}\n"
+        f"Report: {layout.uri(layout.report_html)}\n",
     )
     set_run_status(event.run_id, "succeeded")
     released = release_active_run(event.run_id)
@@ -103,7 +130,7 @@ def finalize(event: FinalizeEvent) -> dict:
         "manifest_version": index.version,
         "exports": len(export_keys),
         "exports_prefix": layout.exports,
-        "report_key": report_html,
+        "report_key": layout.report_html,
         "statement": report.statement,
         "notified": notified,
         "lock_released": released,
@@ -112,9 +139,7 @@ def finalize(event: FinalizeEvent) -> dict:
     return result
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@lambda_handler
 @event_parser(model=FinalizeEvent)
 def handler(event: FinalizeEvent, context: LambdaContext) -> dict:
     """Powertools entry point: see ``finalize``."""

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
+from contextlib import ExitStack
 from pathlib import Path
 
 from boxloop.config import LabelingConfig
+from boxloop.label_sources import human_label_source, kept_auto_labels
+from boxloop.layout import INDEX_NAME, RunLayout, latest_key, manifest_key, shard_name, version_name
 from boxloop.models import HumanTaskPurpose, LabelRecord, LabelSource, Prediction
 from boxloop.publish import (
     DEFAULT_SHARDS,
-    INDEX_NAME,
     ManifestEntry,
     MergedShard,
     PublishError,
@@ -28,18 +30,13 @@ from boxloop.publish import (
     entry_from_line,
     entry_from_record,
     human_label_record,
-    latest_key,
-    manifest_key,
     merge_shard,
     published_version_of_iteration,
     shard_for,
-    shard_name,
-    version_name,
 )
-from lambdas.adapters.documents import iter_document_lines
-from lambdas.adapters.s3_store import list_keys, write_bytes
+from boxloop.threshold_step import ThresholdDocument
+from lambdas.adapters.storage import iter_document_lines, list_keys, write_bytes
 from lambdas.loop.run_data import (
-    ThresholdDocument,
     answer_ids,
     iter_jsonl,
     read_index,
@@ -47,7 +44,6 @@ from lambdas.loop.run_data import (
     read_model,
     task_ids_by_purpose,
 )
-from lambdas.loop.run_layout import RunLayout
 
 
 def version_of_iteration(layout: RunLayout, latest: VersionIndex | None, iteration: int) -> VersionIndex | None:
@@ -70,14 +66,12 @@ def _spool_auto_labels(
     """Write this iteration's auto-label records (audit picks left out) to per-shard spool files."""
     paths = [spool_dir / f"auto-{index:05d}.jsonl" for index in range(n_shards)]
     threshold = read_model(layout, layout.threshold(iteration), ThresholdDocument)
-    handles = [open(path, "w", encoding="utf-8") for path in paths]
-    try:
+    with ExitStack() as stack:
+        handles = [stack.enter_context(open(path, "w", encoding="utf-8")) for path in paths]
         if threshold is None or threshold.decision.threshold is None:
             return paths
         for key in list_keys(layout.bucket, layout.routing_prefix(iteration, "auto")):
-            for prediction in iter_jsonl(layout.bucket, key, Prediction):
-                if prediction.image_id in audit_ids:
-                    continue
+            for prediction in kept_auto_labels(iter_jsonl(layout.bucket, key, Prediction), audit_ids):
                 record = auto_label_record(
                     prediction,
                     class_map=config.class_map,
@@ -87,9 +81,6 @@ def _spool_auto_labels(
                     job_name=threshold.model_version,
                 )
                 handles[shard_for(record.image_id, n_shards)].write(record.model_dump_json() + "\n")
-    finally:
-        for handle in handles:
-            handle.close()
     return paths
 
 
@@ -104,7 +95,7 @@ def _human_entries(
     for answered_in, image_id in pending:
         if image_id in already_human:
             continue
-        source = LabelSource.AUDIT if image_id in audit_ids_by_iteration[answered_in] else LabelSource.HUMAN
+        source = human_label_source(image_id, audit_ids_by_iteration[answered_in])
         label = read_label(layout, answered_in, image_id)
         record = human_label_record(label, class_map=config.class_map, iteration=answered_in, source=source)
         entries.append(entry_from_record(record, config.label_attribute))
@@ -139,7 +130,9 @@ def _publish_shard(
                 already_human.add(entry.image_id)
     entries = _human_entries(layout, config, pending_human, already_human, audit_ids_by_iteration)
     with open(auto_spool, encoding="utf-8") as spool:
-        entries.extend(entry_from_record(LabelRecord.model_validate_json(line), attribute) for line in spool if line.strip())
+        entries.extend(
+            entry_from_record(LabelRecord.model_validate_json(line), attribute) for line in spool if line.strip()
+        )
     merged = merge_shard(name, previous_lines, previous_entry, entries, attribute)
     labelled = sorted(previous_ids | {entry.image_id for entry in entries})
     if len(labelled) != merged.entry.records:
@@ -154,7 +147,9 @@ def _publish_shard(
     return merged._replace(data=b"")
 
 
-def publish_version(layout: RunLayout, config: LabelingConfig, iteration: int, latest: VersionIndex | None) -> VersionIndex:
+def publish_version(
+    layout: RunLayout, config: LabelingConfig, iteration: int, latest: VersionIndex | None
+) -> VersionIndex:
     """Build and write the next version from ``latest``; returns its index.
 
     Beside each shard, ``labelled/v<NNNN>/<shard>.ids`` lists its image ids (RouteShard's exclusions).
@@ -167,18 +162,23 @@ def publish_version(layout: RunLayout, config: LabelingConfig, iteration: int, l
     n_shards = latest.n_shards if latest else DEFAULT_SHARDS
     version = latest.version + 1 if latest else 1
     audit_ids_by_iteration = {
-        answered_in: task_ids_by_purpose(layout, answered_in, HumanTaskPurpose.AUDIT) for answered_in in range(iteration + 1)
+        answered_in: task_ids_by_purpose(layout, answered_in, HumanTaskPurpose.AUDIT)
+        for answered_in in range(iteration + 1)
     }
     pending_human = _pending_human_labels(layout, iteration, n_shards)
     with tempfile.TemporaryDirectory(prefix="boxloop-publish-") as spool_name:
-        spools = _spool_auto_labels(layout, iteration, config, audit_ids_by_iteration[iteration], n_shards, Path(spool_name))
+        spools = _spool_auto_labels(
+            layout, iteration, config, audit_ids_by_iteration[iteration], n_shards, Path(spool_name)
+        )
         merged_shards = [
             _publish_shard(
                 layout, config, version, latest, shard_index, pending_human[shard_index], audit_ids_by_iteration, spool
             )
             for shard_index, spool in enumerate(spools)
         ]
-    index = build_index(version=version, iteration=iteration, attribute=attribute, previous=latest, shards=merged_shards)
+    index = build_index(
+        version=version, iteration=iteration, attribute=attribute, previous=latest, shards=merged_shards
+    )
     write_bytes(layout.bucket, manifest_key(layout.run_id, version, INDEX_NAME), dumps_index(index), "application/json")
     write_bytes(layout.bucket, latest_key(layout.run_id), f"{version_name(version)}\n".encode(), "text/plain")
     return index

@@ -12,43 +12,26 @@ shards it already wrote and only finishes clearing their images.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections.abc import Iterable
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from boxloop.config import LabelingConfig
+from boxloop.iteration_context import iteration_context
+from boxloop.layout import POOL_SHARD_LINES, RunLayout
 from boxloop.models import ImageRecord
-from lambdas.adapters.documents import read_document, read_labeling_config, write_document
+from lambdas.adapters.labeling_config import read_labeling_config
 from lambdas.adapters.registry import clear_pending, query_pending
 from lambdas.adapters.runs import claim_active_run, create_run_state, set_run_status
-from lambdas.adapters.s3_store import key_exists, list_keys, write_jsonl
+from lambdas.adapters.storage import key_exists, list_keys, read_document, write_document, write_jsonl
+from lambdas.environment import lambda_environment
 from lambdas.loop.events import RegisterPoolEvent
-from lambdas.loop.run_data import (
-    PoolIndex,
-    iter_jsonl,
-    pool_index_key,
-    read_pool_index,
-    read_run_config,
-)
-from lambdas.loop.run_layout import POOL_SHARD_LINES, RunLayout, iteration_label
-
-TRAINING_MODEL_ENV = "TRAINING_MODEL"
-TRAINING_MAX_SECONDS_ENV = "TRAINING_MAX_SECONDS"
-DEFAULT_TRAINING_MODEL = "centernet-effnet-lite0"
-DEFAULT_TRAINING_MAX_SECONDS = 3600
-JOB_TOKEN_LENGTH = 6
-"""Hex digits of the per-execution token in job names (run ids ≤ 44 characters keep names ≤ 63)."""
-
-logger = Logger()
-metrics = Metrics()
-tracer = Tracer()
+from lambdas.loop.run_data import PoolIndex, iter_jsonl, read_pool_index, read_run_config
+from lambdas.observability import lambda_handler, logger, metrics
 
 
 class PoolUpdate(BaseModel):
@@ -58,11 +41,6 @@ class PoolUpdate(BaseModel):
     new_images: int
     cleared: int
     pool_images: int
-
-
-def job_token(execution_name: str) -> str:
-    """A short token that differs per execution, so a resumed run's job names never collide with old ones."""
-    return hashlib.sha256(execution_name.encode()).hexdigest()[:JOB_TOKEN_LENGTH]
 
 
 def run_config(event: RegisterPoolEvent) -> LabelingConfig:
@@ -113,12 +91,12 @@ def add_pending_to_pool(layout: RunLayout, iteration: int) -> PoolUpdate:
         key = layout.pool_shard(iteration, number)
         write_jsonl(layout.bucket, key, (record.model_dump_json() for record in chunk))
         shards[key] = len(chunk)
-        write_document(layout.bucket, pool_index_key(layout), PoolIndex(shards=shards).model_dump_json(indent=1))
+        write_document(layout.bucket, layout.pool_index, PoolIndex(shards=shards).model_dump_json(indent=1))
         cleared += clear_pending(record.image_id for record in chunk)
         new_shards.append(key)
         new_images += len(chunk)
     cleared += clear_pending(retried_ids)
-    write_document(layout.bucket, pool_index_key(layout), PoolIndex(shards=shards).model_dump_json(indent=1))
+    write_document(layout.bucket, layout.pool_index, PoolIndex(shards=shards).model_dump_json(indent=1))
     return PoolUpdate(new_shards=new_shards, new_images=new_images, cleared=cleared, pool_images=sum(shards.values()))
 
 
@@ -132,44 +110,6 @@ def previous_model_uri(layout: RunLayout, iteration: int) -> str | None:
         if key_exists(layout.bucket, artifact_key):
             return layout.uri(artifact_key)
     return None
-
-
-def iteration_context(
-    layout: RunLayout, iteration: int, execution_name: str, config: LabelingConfig, warm_start_uri: str | None
-) -> dict:
-    """``$.iteration``: what the later states of this iteration read (docs/stack.md)."""
-    label = iteration_label(iteration)
-    token = job_token(execution_name)
-    uris = {
-        "pool": layout.uri(layout.pool_prefix),
-        "train": layout.uri(layout.training_channel(iteration, "train")),
-        "validation": layout.uri(layout.training_channel(iteration, "validation")),
-        "model_output": layout.uri(layout.model_output(iteration)),
-        "inference": layout.uri(layout.inference(iteration)),
-    }
-    if warm_start_uri is not None:
-        uris["warm_start"] = warm_start_uri
-    return {
-        "number": iteration,
-        "label": label,
-        "job_token": token,
-        "uris": uris,
-        "keys": {
-            "pool": layout.pool_prefix,
-            "inference": layout.inference(iteration),
-            "tasks": layout.tasks(iteration),
-            "threshold": layout.threshold(iteration),
-            "metrics": layout.metrics(iteration),
-        },
-        "hyperparameters": {
-            "classes": json.dumps(config.classes),
-            "label_attribute": config.label_attribute,
-            "max_seconds": str(int(os.environ.get(TRAINING_MAX_SECONDS_ENV, DEFAULT_TRAINING_MAX_SECONDS))),
-            "model": os.environ.get(TRAINING_MODEL_ENV, DEFAULT_TRAINING_MODEL),
-            "model_version": f"{layout.run_id}-i{label}-{token}-train",
-        },
-        "human_timeout_seconds": config.workforce.batch_timeout_seconds,
-    }
 
 
 class ActiveRunConflict(RuntimeError):
@@ -199,12 +139,20 @@ def register_pool(event: RegisterPoolEvent) -> dict:
     if update.pool_images == 0:
         raise ValueError(f"run {event.run_id}: the pool is empty; no registered image is waiting")
     warm_start = previous_model_uri(layout, event.iteration) if event.iteration > 1 else None
-    return iteration_context(layout, event.iteration, event.execution_name, config, warm_start)
+    environment = lambda_environment()
+    return iteration_context(
+        layout,
+        event.iteration,
+        event.execution_name,
+        config,
+        warm_start,
+        training_model=environment.training_model,
+        training_max_seconds=environment.training_max_seconds,
+        training_epochs=environment.training_epochs,
+    )
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@lambda_handler
 @event_parser(model=RegisterPoolEvent)
 def handler(event: RegisterPoolEvent, context: LambdaContext) -> dict:
     """Powertools entry point: see ``register_pool``."""

@@ -1,6 +1,6 @@
 """RouteShard: one inference shard of the RouteImages Distributed Map (DESIGN.md "The loop").
 
-``boxloop.selection.route_shard`` splits the shard's predictions at the iteration's
+``boxloop.selection.route_for_iteration`` splits the shard's predictions at the iteration's
 threshold: confident ones become auto-label candidates (``routing/auto/<shard>.jsonl``,
 Prediction lines), the most uncertain others and a keyed-random audit slice of the
 auto-labels become candidates for humans (``routing/candidates/<shard>.json``).
@@ -12,44 +12,25 @@ tagged as scratch; the Lambda returns only counts.
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
 
+from boxloop.layout import RunLayout
 from boxloop.models import Prediction
 from boxloop.publish import shard_for
-from boxloop.selection import Candidate, RoutingCounts, route_shard
-from lambdas.adapters.documents import iter_document_lines
-from lambdas.adapters.s3_store import write_bytes, write_jsonl
+from boxloop.selection import RoutedCandidates, RoutingCounts, route_for_iteration
+from boxloop.threshold_step import ThresholdDocument
+from lambdas.adapters.storage import iter_document_lines, write_bytes, write_jsonl
 from lambdas.loop.events import RouteShardEvent, ShardItem
 from lambdas.loop.run_data import (
-    ThresholdDocument,
     answer_ids,
     iter_jsonl,
     latest_index,
     read_model,
     read_run_config,
 )
-from lambdas.loop.run_layout import RunLayout
-
-DIVERSITY_POOL_FACTOR = 4
-"""Candidates kept per shard per image of the human batch (``select_for_humans``' diversity pool)."""
-
-logger = Logger()
-metrics = Metrics()
-tracer = Tracer()
-
-
-class RoutedCandidates(BaseModel):
-    """``routing/candidates/<shard>.json``."""
-
-    shard_key: str
-    candidates: list[Candidate]
-    audit_candidates: list[Candidate]
-    failed_image_ids: list[str]
-    counts: RoutingCounts
+from lambdas.observability import lambda_handler, logger, metrics
 
 
 def shard_name(shard_key: str) -> str:
@@ -58,14 +39,16 @@ def shard_name(shard_key: str) -> str:
 
 
 def labelled_among(layout: RunLayout, iteration: int, image_ids: set[str]) -> set[str]:
-    """Which of ``image_ids`` are labelled: in the latest manifest version, or accepted by humans since.
+    """Which of ``image_ids`` are labelled: in the latest manifest version, or accepted by humans since; or out
+    of the pool because a labeller said they cannot be labelled (``human/unlabellable/``, reported with reasons).
 
     The version's per-shard id lists (written by PublishManifestVersion) are read for the
     shards that can hold these images, so no manifest line is decoded here.
     """
     labelled: set[str] = set()
     for earlier in range(iteration + 1):
-        labelled.update(image_id for image_id in answer_ids(layout, layout.labels(earlier)) if image_id in image_ids)
+        for prefix in (layout.labels(earlier), layout.unlabellable(earlier)):
+            labelled.update(image_id for image_id in answer_ids(layout, prefix) if image_id in image_ids)
     index = latest_index(layout)
     if index is not None:
         needed = sorted({shard_for(image_id, index.n_shards) for image_id in image_ids})
@@ -84,17 +67,13 @@ def route(item: ShardItem) -> RoutingCounts:
         raise FileNotFoundError(f"s3://{layout.bucket}/{layout.threshold(item.iteration)} does not exist")
     predictions = list(iter_jsonl(layout.bucket, item.shard_key, Prediction))
     excluded = labelled_among(layout, item.iteration, {p.image_id for p in predictions})
-    routing = route_shard(
-        predictions,
-        threshold.decision.threshold,
-        excluded,
-        max_candidates=config.human_batch_size * DIVERSITY_POOL_FACTOR,
-        audit_size=config.audit_size,
-        seed=config.seed + item.iteration,
-    )
+    routing = route_for_iteration(predictions, threshold.decision.threshold, excluded, config, item.iteration)
     name = shard_name(item.shard_key)
     write_jsonl(
-        layout.bucket, layout.routed_auto(item.iteration, name), (p.model_dump_json() for p in routing.auto), scratch=True
+        layout.bucket,
+        layout.routed_auto(item.iteration, name),
+        (p.model_dump_json() for p in routing.auto),
+        scratch=True,
     )
     routed = RoutedCandidates(
         shard_key=item.shard_key,
@@ -120,9 +99,7 @@ def route(item: ShardItem) -> RoutingCounts:
     return routing.counts
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@lambda_handler
 @event_parser(model=RouteShardEvent)
 def handler(event: RouteShardEvent, context: LambdaContext) -> dict:
     """Powertools entry point: see ``route``."""

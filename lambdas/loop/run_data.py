@@ -11,28 +11,16 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from boxloop.config import LabelingConfig
-from boxloop.human_loop import GoldAnswer
+from boxloop.human_loop import GoldAnswer, UnlabellableAnswer
+from boxloop.layout import ANSWER_SUFFIX, INDEX_NAME, RunLayout, answer_image_id, manifest_key
 from boxloop.manifest import iter_jsonl_models, iter_records
 from boxloop.models import HumanLabel, HumanTask, HumanTaskPurpose, ImageRecord, LabelRecord
-from boxloop.publish import VersionIndex, latest_key, loads_index, manifest_key, parse_latest
-from boxloop.threshold import ThresholdDecision, TargetDecision
-from lambdas.adapters.documents import iter_document_lines, read_document, read_run_labeling_config
-from lambdas.adapters.s3_store import list_keys
-from lambdas.loop.run_layout import RunLayout
+from boxloop.publish import VersionIndex, loads_index, parse_latest
+from boxloop.report import UnlabellableImage
+from lambdas.adapters.labeling_config import read_run_labeling_config
+from lambdas.adapters.storage import iter_document_lines, list_keys, read_document
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-class ThresholdDocument(BaseModel):
-    """``iterations/<NNNN>/threshold.json``: the decision (with its curve) and what it was computed from."""
-
-    iteration: int
-    model_version: str
-    decision: ThresholdDecision
-    target: TargetDecision | None
-    validation_miou: float | None
-    validation_without_prediction: int
-    validation_failed_predictions: int
-    computed_at: str
 
 
 class PoolIndex(BaseModel):
@@ -67,11 +55,7 @@ def iter_jsonl(bucket: str, key: str, model_cls: type[ModelT]) -> Iterator[Model
 
 
 def read_pool_index(layout: RunLayout) -> PoolIndex:
-    return read_model(layout, pool_index_key(layout), PoolIndex) or PoolIndex()
-
-
-def pool_index_key(layout: RunLayout) -> str:
-    return f"{layout.root}pool-index.json"
+    return read_model(layout, layout.pool_index, PoolIndex) or PoolIndex()
 
 
 def iter_pool(layout: RunLayout) -> Iterator[tuple[str, Iterator[ImageRecord]]]:
@@ -80,18 +64,19 @@ def iter_pool(layout: RunLayout) -> Iterator[tuple[str, Iterator[ImageRecord]]]:
         yield key, iter_jsonl(layout.bucket, key, ImageRecord)
 
 
-def image_id_of(key: str) -> str:
-    """The image id in a per-image answer key (``…/labels/<image-id>.json``)."""
-    return key.rsplit("/", 1)[-1].removesuffix(".json")
+def initial_pool_shards(layout: RunLayout) -> Iterator[Iterator[ImageRecord]]:
+    """The records of the pool registered at iteration 0, shard by shard (the initial sample is drawn from them)."""
+    for key in list_keys(layout.bucket, layout.pool_shards_of(0)):
+        yield iter_jsonl(layout.bucket, key, ImageRecord)
 
 
 def answer_ids(layout: RunLayout, prefix: str) -> list[str]:
     """The image ids with an answer document under ``prefix`` (labels/, rejected/ or gold/)."""
-    return [image_id_of(key) for key in list_keys(layout.bucket, prefix) if key.endswith(".json")]
+    return [answer_image_id(key) for key in list_keys(layout.bucket, prefix) if key.endswith(ANSWER_SUFFIX)]
 
 
 def read_label(layout: RunLayout, iteration: int, image_id: str) -> HumanLabel:
-    key = f"{layout.labels(iteration)}{image_id}.json"
+    key = layout.label(iteration, image_id)
     label = read_model(layout, key, HumanLabel)
     if label is None:
         raise FileNotFoundError(f"s3://{layout.bucket}/{key} does not exist")
@@ -110,6 +95,16 @@ def task_ids_by_purpose(layout: RunLayout, iteration: int, purpose: HumanTaskPur
     return {task.image_id for task in iter_tasks(layout, iteration) if task.purpose == purpose}
 
 
+def task_ids_up_to(layout: RunLayout, iteration: int, purpose: HumanTaskPurpose | None = None) -> set[str]:
+    """The images sent to people (for ``purpose``, or any) in iterations 0 to ``iteration``."""
+    return {
+        task.image_id
+        for earlier in range(iteration + 1)
+        for task in iter_tasks(layout, earlier)
+        if purpose is None or task.purpose == purpose
+    }
+
+
 def gold_qualities(layout: RunLayout, up_to_iteration: int) -> list[float]:
     """Every worker's gold score (mean IoU against the known answer) on every gold image so far."""
     qualities = []
@@ -123,14 +118,14 @@ def gold_qualities(layout: RunLayout, up_to_iteration: int) -> list[float]:
 
 def latest_index(layout: RunLayout) -> VersionIndex | None:
     """The index of the version ``LATEST`` names, or None before the first version."""
-    raw = read_document(layout.bucket, latest_key(layout.run_id))
+    raw = read_document(layout.bucket, layout.latest)
     if raw is None:
         return None
     return read_index(layout, parse_latest(raw))
 
 
 def read_index(layout: RunLayout, version: int) -> VersionIndex:
-    key = manifest_key(layout.run_id, version, "index.json")
+    key = manifest_key(layout.run_id, version, INDEX_NAME)
     raw = read_document(layout.bucket, key)
     if raw is None:
         raise FileNotFoundError(f"s3://{layout.bucket}/{key} does not exist")
@@ -142,3 +137,20 @@ def iter_manifest_records(layout: RunLayout, index: VersionIndex) -> Iterator[La
     for shard in index.shards:
         key = manifest_key(layout.run_id, index.version, shard.name)
         yield from iter_records(iter_document_lines(layout.bucket, key), f"s3://{layout.bucket}/{key}", index.attribute)
+
+
+def labelled_image_ids(layout: RunLayout) -> set[str]:
+    """The images the latest manifest version labels (none before the first version)."""
+    index = latest_index(layout)
+    return {record.image_id for record in iter_manifest_records(layout, index)} if index else set()
+
+
+def unlabellable_images(layout: RunLayout, last_iteration: int) -> list[UnlabellableImage]:
+    """The images labellers said cannot be labelled, with their reasons, in iterations up to ``last_iteration``."""
+    images = []
+    for iteration in range(last_iteration + 1):
+        for key in list_keys(layout.bucket, layout.unlabellable(iteration)):
+            answer = read_model(layout, key, UnlabellableAnswer) if key.endswith(ANSWER_SUFFIX) else None
+            if answer is not None:
+                images.append(UnlabellableImage.of(answer, iteration))
+    return images

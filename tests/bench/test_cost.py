@@ -105,7 +105,9 @@ def test_per_1000_auto_labels_adds_every_component(cost: ModuleType) -> None:
     # the stack's transform reads the whole pool (4,000 images) each trained iteration
     assert measured["transform"] == pytest.approx(4000 * 0.1 / 3600 * 0.204)
     assert measured["lambda_requests"] == pytest.approx(4002 * 0.20 / 1e6)
-    assert measured["lambda_duration"] == pytest.approx((400.0 + 20.0) * 0.0000166667)  # 4000 × 0.1 s × 1 GB + 10 s × 2 GB
+    assert measured["lambda_duration"] == pytest.approx(
+        (400.0 + 20.0) * 0.0000166667
+    )  # 4000 × 0.1 s × 1 GB + 10 s × 2 GB
     assert measured["step_functions"] == pytest.approx(40 * 0.025 / 1000)
     assert measured["sqs"] == pytest.approx(4002 * 3 * 0.40 / 1e6)
     assert measured["s3_requests"] == pytest.approx((4000 + 3600 + 200) * 0.0004 / 1000 + 2 * 400 * 0.005 / 1000)
@@ -123,7 +125,11 @@ def test_usage_scales_per_image_per_answer_and_per_iteration(cost: ModuleType) -
     # per iteration: same iterations, so the same count, but each reads a pool twice the size
     assert cost.scaled_lambda(publish, half, target) == pytest.approx((2, 2 * publish.gb_seconds))
     human_answers = LambdaFunctionUsage(
-        function="Answer", handler="lambdas.human_review.answer.handler", memory_mb=1024, invocations=200, total_seconds=20.0
+        function="Answer",
+        handler="lambdas.human_review.answer.handler",
+        memory_mb=1024,
+        invocations=200,
+        total_seconds=20.0,
     )
     assert cost.scaled_lambda(human_answers, half, target)[0] == pytest.approx(400)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from boxloop.workforce import SimulatedWorkforce
 from simulation.bench_run import CLASSES
 from simulation.corpus_images import CorpusImage
 from simulation.detector_jobs import DetectorJobs, DetectorSettings
 from simulation.loop import Humans, RunState, all_manual, run_policy
 from simulation.policy import all_manual_policy, boxloop_policy, ground_truth_style_policy, human_parity_policy
-
-from boxloop.workforce import SimulatedWorkforce
 
 
 def _workforce(images: list[CorpusImage], policy) -> SimulatedWorkforce:
@@ -20,14 +20,18 @@ def _workforce(images: list[CorpusImage], policy) -> SimulatedWorkforce:
 
 def _small(policy, initial: int, batch: int):
     config = policy.config.model_copy(
-        update={"initial_sample_size": initial, "human_batch_size": batch, "quality": policy.config.quality.model_copy(update={"min_validation_images": 5})}
+        update={
+            "initial_sample_size": initial,
+            "human_batch_size": batch,
+            "quality": policy.config.quality.model_copy(update={"min_validation_images": 5}),
+        }
     )
     return policy.model_copy(update={"config": config})
 
 
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory: pytest.TempPathFactory) -> DetectorJobs:
-    settings = DetectorSettings(CLASSES, model="tiny", image_size=64, train_seconds=3.0, threads=1)
+    settings = DetectorSettings(CLASSES, model="tiny", image_size=64, epochs=2, threads=1)
     return DetectorJobs(tmp_path_factory.mktemp("jobs"), settings)
 
 
@@ -76,7 +80,7 @@ def test_ground_truth_style_tasks_are_drawn_from_scratch(tiny_corpus: list[Corpu
 
 
 def test_training_job_failure_names_the_job(tiny_corpus: list[CorpusImage], tmp_path: Path) -> None:
-    broken = DetectorJobs(tmp_path, DetectorSettings(("only-class",), model="tiny", image_size=64, train_seconds=2.0))
+    broken = DetectorJobs(tmp_path, DetectorSettings(("only-class",), model="tiny", image_size=64, epochs=1))
     with pytest.raises(RuntimeError, match="training job in .* failed"):
         broken.train(tiny_corpus[:4], tiny_corpus[4:6], {i.image_id: list(i.truth) for i in tiny_corpus}, None)
 

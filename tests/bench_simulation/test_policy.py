@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
+
+from boxloop.threshold import choose_threshold
 from simulation.bench_run import CLASSES
 from simulation.policy import (
     Thresholding,
     boxloop_policy,
-    choose_by,
     ground_truth_style_policy,
     point_estimate_threshold,
+    threshold_rule,
 )
-
-from boxloop.threshold import choose_threshold
 
 
 def test_point_estimate_takes_the_lowest_threshold_whose_mean_reaches_the_target() -> None:
@@ -53,11 +53,11 @@ def test_ground_truth_style_policy_differs_from_boxloop_where_ground_truth_does(
     assert ours.config.max_iterations == theirs.config.max_iterations == 3
 
 
-def test_choose_by_dispatches_on_the_rule() -> None:
-    config = boxloop_policy(CLASSES, 1).config
+def test_threshold_rule_dispatches_on_the_rule() -> None:
+    quality = boxloop_policy(CLASSES, 1).config.quality
     confidences = [0.9] * 40 + [0.5] * 40
     qualities = [0.9] * 40 + [0.55] * 40
-    bound = choose_by(Thresholding.LOWER_BOUND, confidences, qualities, config, 0.7)
-    point = choose_by(Thresholding.POINT_ESTIMATE, confidences, qualities, config, 0.7)
+    bound = threshold_rule(Thresholding.LOWER_BOUND, quality)(confidences, qualities, 0.7)
+    point = threshold_rule(Thresholding.POINT_ESTIMATE, quality)(confidences, qualities, 0.7)
     assert bound.lower_bound is not None and point.lower_bound is None
     assert point.threshold <= bound.threshold

@@ -21,7 +21,7 @@ def test_time_grows_with_objects_and_clutter():
     clear = [expected_label_seconds(n, prefilled=False, cluttered=False) for n in range(6)]
     cluttered = [expected_label_seconds(n, prefilled=False, cluttered=True) for n in range(6)]
     assert clear == sorted(clear) and len(set(clear)) == 6
-    assert all(c >= p for c, p in zip(cluttered, clear))
+    assert all(c >= p for c, p in zip(cluttered, clear, strict=True))
     assert cluttered[3] > clear[3]
 
 

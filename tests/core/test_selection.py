@@ -64,9 +64,7 @@ def test_route_shard_sends_each_prediction_to_exactly_one_place():
         prediction("labelled", 0.1),
         prediction("broken", 0.0, error="cannot decode"),
     ]
-    routing = route_shard(
-        predictions, threshold=0.7, exclude_ids={"labelled"}, max_candidates=10, audit_size=5, seed=1
-    )
+    routing = route_shard(predictions, threshold=0.7, exclude_ids={"labelled"}, max_candidates=10, audit_size=5, seed=1)
     assert [p.image_id for p in routing.auto] == ["confident", "borderline"]
     assert [c.image_id for c in routing.candidates] == ["empty", "unsure"]
     assert {c.image_id for c in routing.audit_candidates} == {"confident", "borderline"}
@@ -180,7 +178,7 @@ def test_two_stage_routing_equals_a_single_pass_on_a_larger_pool(seed):
 )
 def test_budget_is_never_exceeded(items, batch_size, budget):
     candidates = [candidate(f"img{i:03d}", u, embedding=(i % 3, 1.0)) for i, (u, _) in enumerate(items)]
-    seconds = {c.image_id: s for c, (_, s) in zip(candidates, items)}
+    seconds = {c.image_id: s for c, (_, s) in zip(candidates, items, strict=True)}
     selection = select_for_humans(candidates, batch_size, budget, lambda c: seconds[c.image_id])
     assert selection.estimated_seconds == pytest.approx(sum(seconds[c.image_id] for c in selection.selected))
     assert selection.estimated_seconds <= budget

@@ -32,7 +32,8 @@ def test_lower_bound_of_all_perfect_images_is_delta_to_the_one_over_n():
 
 def test_lower_bound_inverts_the_p_value():
     for mean_quality, n in [(0.8, 50), (0.3, 10), (0.65, 412), (0.99, 300)]:
-        expected = 1 - brentq(lambda a: hoeffding_bentkus_p_value(1 - mean_quality, n, a) - 0.05, 1 - mean_quality, 1)
+        risk = 1 - mean_quality
+        expected = 1 - brentq(lambda a, risk=risk, n=n: hoeffding_bentkus_p_value(risk, n, a) - 0.05, risk, 1)
         bound = hoeffding_bentkus_lower_bound(np.array([mean_quality]), np.array([n]), 0.05)[0]
         assert bound == pytest.approx(expected, abs=1e-8)
         assert bound <= expected + 1e-12  # never on the optimistic side

@@ -16,7 +16,6 @@ from boxloop.manifest import (
     iter_jsonl_models,
     iter_records,
     line_to_record,
-    read_manifest_file,
     record_to_line,
     write_jsonl_atomic,
 )
@@ -31,7 +30,10 @@ def make_record(image_id: str = "a" * 64, source: LabelSource = LabelSource.HUMA
         source_ref=f"s3://bucket/images/{image_id[:8]}.jpg",
         width=640,
         height=480,
-        boxes=[Box(class_id=0, left=10.5, top=20.0, width=30.0, height=40.25), Box(class_id=1, left=0, top=0, width=5, height=5)],
+        boxes=[
+            Box(class_id=0, left=10.5, top=20.0, width=30.0, height=40.25),
+            Box(class_id=1, left=0, top=0, width=5, height=5),
+        ],
         box_confidences=[1.0, 1.0],
         class_map={"0": "bottle", "1": "can"},
         label_source=source,
@@ -90,7 +92,9 @@ def test_line_round_trips_through_json(source):
     confidence=st.floats(0, 1),
 )
 def test_serialisation_is_deterministic_and_lossless(left, width, confidence):
-    record = make_record(boxes=[Box(class_id=2, left=left, top=1.0, width=width, height=2.0)], box_confidences=[confidence])
+    record = make_record(
+        boxes=[Box(class_id=2, left=left, top=1.0, width=width, height=2.0)], box_confidences=[confidence]
+    )
     text = dumps_line(record_to_line(record, ATTR))
     assert text == dumps_line(json.loads(text))
     assert line_to_record(json.loads(text), ATTR) == record
@@ -118,7 +122,7 @@ def test_iter_records_streams_and_skips_blank_lines():
 
 
 def test_malformed_json_names_source_and_line():
-    lines = _lines(make_record()) + ['{"source-ref": \n']
+    lines = [*_lines(make_record()), '{"source-ref": \n']
     with pytest.raises(ManifestError, match=r"^s3://b/runs/r/manifests/v0001/shard-00003\.jsonl, line 2: invalid JSON"):
         list(iter_records(lines, "s3://b/runs/r/manifests/v0001/shard-00003.jsonl", ATTR))
 
@@ -126,8 +130,10 @@ def test_malformed_json_names_source_and_line():
 def test_invalid_field_names_manifest_key_and_line():
     line = record_to_line(make_record(), ATTR)
     line[ATTR]["image_size"][0]["width"] = -3
-    with pytest.raises(ManifestError, match=r"m\.jsonl, line 3: bounding-box\.image_size\.width: Input should be greater than 0"):
-        list(iter_records(_lines(make_record(), make_record()) + [json.dumps(line)], "m.jsonl", ATTR))
+    with pytest.raises(
+        ManifestError, match=r"m\.jsonl, line 3: bounding-box\.image_size\.width: Input should be greater than 0"
+    ):
+        list(iter_records([*_lines(make_record(), make_record()), json.dumps(line)], "m.jsonl", ATTR))
 
 
 @pytest.mark.parametrize(
@@ -153,13 +159,14 @@ def test_non_object_line_is_rejected():
         list(iter_records(["[1, 2]"], "f.jsonl", ATTR))
 
 
-def test_read_manifest_file_names_the_file(tmp_path: Path):
+def test_iter_records_streams_a_file_and_names_it(tmp_path: Path):
     path = tmp_path / "output.manifest"
     path.write_text("".join(_lines(make_record())) + "not json\n")
-    records = read_manifest_file(path, ATTR)
-    assert next(records) == make_record()
-    with pytest.raises(ManifestError, match=f"{path}, line 2: invalid JSON"):
-        next(records)
+    with open(path, "rb") as handle:
+        records = iter_records(handle, str(path), ATTR)
+        assert next(records) == make_record()
+        with pytest.raises(ManifestError, match=f"{path}, line 2: invalid JSON"):
+            next(records)
 
 
 def test_iter_jsonl_models_validates_each_line():
@@ -167,7 +174,9 @@ def test_iter_jsonl_models_validates_each_line():
     bad = json.dumps({"image_id": "y", "confidence": 1.5})
     models = iter_jsonl_models([good, "", bad], Prediction, "preds/shard-1.jsonl")
     assert next(models).image_id == "x"
-    with pytest.raises(ManifestError, match=r"preds/shard-1\.jsonl, line 3: confidence: Input should be less than or equal to 1"):
+    with pytest.raises(
+        ManifestError, match=r"preds/shard-1\.jsonl, line 3: confidence: Input should be less than or equal to 1"
+    ):
         next(models)
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from boxloop.layout import INDEX_NAME, version_name
 from boxloop.manifest import iter_records
 from boxloop.models import Box, HumanLabel, LabelRecord, LabelSource, Prediction, ScoredBox
 from boxloop.publish import (
-    INDEX_NAME,
     PublishError,
     VersionIndex,
     auto_label_record,
@@ -21,8 +21,6 @@ from boxloop.publish import (
     entry_from_record,
     human_label_record,
     iter_version_lines,
-    latest_key,
-    manifest_key,
     merge_shard,
     parse_latest,
     publish_to_directory,
@@ -50,8 +48,12 @@ def auto(n: int, iteration: int = 1, left: float = 1.0) -> LabelRecord:
         model_version=f"model-{iteration}",
     )
     return auto_label_record(
-        prediction, class_map=CLASS_MAP, iteration=iteration, threshold=0.8,
-        creation_date=f"2026-11-2{iteration}T00:00:00+00:00", job_name=f"run-i{iteration:04d}",
+        prediction,
+        class_map=CLASS_MAP,
+        iteration=iteration,
+        threshold=0.8,
+        creation_date=f"2026-11-2{iteration}T00:00:00+00:00",
+        job_name=f"run-i{iteration:04d}",
     )
 
 
@@ -64,7 +66,7 @@ def human(n: int, iteration: int = 1, left: float = 3.0, source: LabelSource = L
         boxes=[Box(class_id=0, left=left, top=4.0, width=20.0, height=22.0)],
         worker_ids=["w1"],
         time_spent_seconds=11.0,
-        submitted_at=datetime(2026, 11, 20 + iteration, 12, tzinfo=timezone.utc),
+        submitted_at=datetime(2026, 11, 20 + iteration, 12, tzinfo=UTC),
         job_name=f"run-i{iteration:04d}",
     )
     return human_label_record(label, class_map=CLASS_MAP, iteration=iteration, source=source)
@@ -77,7 +79,7 @@ def merged_records(tmp_path: Path, index: VersionIndex) -> dict[str, LabelRecord
 
 
 def read_shard(tmp_path: Path, index: VersionIndex):
-    return lambda name: (tmp_path / f"v{index.version:04d}" / name).read_bytes()
+    return lambda name: (tmp_path / version_name(index.version) / name).read_bytes()
 
 
 def test_shard_for_is_stable_and_spreads_ids():
@@ -87,9 +89,7 @@ def test_shard_for_is_stable_and_spreads_ids():
         shard_for("x", 0)
 
 
-def test_keys_and_latest_pointer():
-    assert manifest_key("run-1", 3, INDEX_NAME) == "runs/run-1/manifests/v0003/index.json"
-    assert latest_key("run-1") == "runs/run-1/manifests/LATEST"
+def test_latest_pointer_names_a_version():
     assert parse_latest(b"v0012\n") == 12
     with pytest.raises(PublishError, match="LATEST must name a version"):
         parse_latest("latest")
@@ -98,14 +98,25 @@ def test_keys_and_latest_pointer():
 def test_auto_record_carries_provenance_and_rejects_failed_predictions():
     record = auto(1)
     assert (record.label_source, record.model_version, record.threshold, record.image_confidence) == (
-        LabelSource.AUTO, "model-1", 0.8, 0.95)
+        LabelSource.AUTO,
+        "model-1",
+        0.8,
+        0.95,
+    )
     assert record.box_confidences == [0.9]
     with pytest.raises(PublishError, match="cannot auto-label a failed prediction"):
-        auto_label_record(Prediction(image_id="x", error="corrupt JPEG"), class_map=CLASS_MAP, iteration=1,
-                          threshold=0.8, creation_date="d", job_name="j")
+        auto_label_record(
+            Prediction(image_id="x", error="corrupt JPEG"),
+            class_map=CLASS_MAP,
+            iteration=1,
+            threshold=0.8,
+            creation_date="d",
+            job_name="j",
+        )
     with pytest.raises(PublishError, match="lacks source_ref"):
-        auto_label_record(Prediction(image_id="x"), class_map=CLASS_MAP, iteration=1, threshold=0.8,
-                          creation_date="d", job_name="j")
+        auto_label_record(
+            Prediction(image_id="x"), class_map=CLASS_MAP, iteration=1, threshold=0.8, creation_date="d", job_name="j"
+        )
 
 
 def test_human_record_carries_workers_and_time():
@@ -124,23 +135,29 @@ def test_first_version_counts_checksums_and_latest(tmp_path: Path):
     verify_version(index, read_shard(tmp_path, index))
     assert merged_records(tmp_path, index) == {record.image_id: record for record in records}
     for shard_index, shard in enumerate(index.shards):
-        ids = [json.loads(line)[f"{ATTR}-metadata"]["image-id"] for line in (tmp_path / "v0001" / shard.name).read_text().splitlines()]
+        ids = [
+            json.loads(line)[f"{ATTR}-metadata"]["image-id"]
+            for line in (tmp_path / "v0001" / shard.name).read_text().splitlines()
+        ]
         assert ids == sorted(ids)
         assert all(shard_for(i, 4) == shard_index for i in ids)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["LATEST", "v0001"]
 
 
 def test_precedence_across_versions(tmp_path: Path):
-    publish_to_directory(tmp_path, iteration=1, attribute=ATTR, n_shards=3,
-                         new_records=[auto(1), auto(2), human(3), human(4), auto(5)])
+    publish_to_directory(
+        tmp_path, iteration=1, attribute=ATTR, n_shards=3, new_records=[auto(1), auto(2), human(3), human(4), auto(5)]
+    )
     second = publish_to_directory(
-        tmp_path, iteration=2, attribute=ATTR,
+        tmp_path,
+        iteration=2,
+        attribute=ATTR,
         new_records=[
-            human(1, iteration=2),                      # human overrides an older auto label
-            auto(3, iteration=2),                       # auto never overrides a human label
-            human(4, iteration=2, left=7.0),            # newer human overrides older human
+            human(1, iteration=2),  # human overrides an older auto label
+            auto(3, iteration=2),  # auto never overrides a human label
+            human(4, iteration=2, left=7.0),  # newer human overrides older human
             human(5, iteration=2, source=LabelSource.AUDIT),  # audit overrides auto
-            auto(6, iteration=2),                       # new image
+            auto(6, iteration=2),  # new image
         ],
     )
     records = merged_records(tmp_path, second)
@@ -157,7 +174,9 @@ def test_precedence_across_versions(tmp_path: Path):
 
 
 def test_older_human_label_does_not_override_newer(tmp_path: Path):
-    publish_to_directory(tmp_path, iteration=3, attribute=ATTR, n_shards=2, new_records=[human(1, iteration=3, left=9.0)])
+    publish_to_directory(
+        tmp_path, iteration=3, attribute=ATTR, n_shards=2, new_records=[human(1, iteration=3, left=9.0)]
+    )
     index = publish_to_directory(tmp_path, iteration=4, attribute=ATTR, new_records=[human(1, iteration=2)])
     assert merged_records(tmp_path, index)[image_id(1)].boxes[0].left == 9.0
 
@@ -199,13 +218,19 @@ def test_republishing_an_iteration_is_a_no_op(tmp_path: Path):
 
 def test_same_iteration_onto_same_previous_gives_same_content(tmp_path: Path):
     for folder in ("a", "b"):
-        publish_to_directory(tmp_path / folder, iteration=1, new_records=[auto(n) for n in range(20)], attribute=ATTR, n_shards=3)
-        publish_to_directory(tmp_path / folder, iteration=2, new_records=[human(n, 2) for n in range(10)], attribute=ATTR)
+        publish_to_directory(
+            tmp_path / folder, iteration=1, new_records=[auto(n) for n in range(20)], attribute=ATTR, n_shards=3
+        )
+        publish_to_directory(
+            tmp_path / folder, iteration=2, new_records=[human(n, 2) for n in range(10)], attribute=ATTR
+        )
     assert (tmp_path / "a/v0002/index.json").read_bytes() == (tmp_path / "b/v0002/index.json").read_bytes()
 
 
 def test_verify_version_detects_tampered_shard(tmp_path: Path):
-    index = publish_to_directory(tmp_path, iteration=1, new_records=[auto(n) for n in range(10)], attribute=ATTR, n_shards=2)
+    index = publish_to_directory(
+        tmp_path, iteration=1, new_records=[auto(n) for n in range(10)], attribute=ATTR, n_shards=2
+    )
     shard = tmp_path / "v0001" / index.shards[1].name
     shard.write_bytes(shard.read_bytes().replace(b'"left":1.0', b'"left":1.5', 1))
     with pytest.raises(PublishError, match="version 1, shard-00001.jsonl: .* do not match the index"):
@@ -225,7 +250,13 @@ def test_build_index_from_pure_merges_matches_directory_publish(tmp_path: Path):
     records = [auto(n) for n in range(12)]
     directory_index = publish_to_directory(tmp_path, iteration=1, new_records=records, attribute=ATTR, n_shards=3)
     shards = [
-        merge_shard(f"shard-{i:05d}.jsonl", [], None, [entry_from_record(r, ATTR) for r in records if shard_for(r.image_id, 3) == i], ATTR)
+        merge_shard(
+            f"shard-{i:05d}.jsonl",
+            [],
+            None,
+            [entry_from_record(r, ATTR) for r in records if shard_for(r.image_id, 3) == i],
+            ATTR,
+        )
         for i in range(3)
     ]
     assert build_index(version=1, iteration=1, attribute=ATTR, previous=None, shards=shards) == directory_index

@@ -26,7 +26,9 @@ def box(left: float, top: float, width: float, height: float, class_id: int = 0)
 
 
 def test_clean_answer_passes():
-    assert check_rules([box(10, 10, 50, 40), box(100, 10, 50, 40), box(10, 10, 50, 40, class_id=1)], 640, 480, 2, QC) == []
+    assert (
+        check_rules([box(10, 10, 50, 40), box(100, 10, 50, 40), box(10, 10, 50, 40, class_id=1)], 640, 480, 2, QC) == []
+    )
 
 
 def test_box_may_overshoot_within_tolerance_only():
@@ -55,7 +57,9 @@ def test_near_duplicates_of_the_same_class_are_rejected():
 
 def size_stats() -> ClassSizeStats:
     sides = [40 + (i % 7) for i in range(30)]
-    return ClassSizeStats.from_labels([[box(0, 0, side, side) for side in sides], [box(0, 0, 5, 5, class_id=1)]], min_count=20)
+    return ClassSizeStats.from_labels(
+        [[box(0, 0, side, side) for side in sides], [box(0, 0, 5, 5, class_id=1)]], min_count=20
+    )
 
 
 def test_size_stats_need_a_minimum_count():
@@ -84,7 +88,13 @@ def test_constant_sizes_do_not_flag_small_differences():
 def test_gold_scores_and_flags_weak_workers():
     gold = [box(0, 0, 100, 100)]
     scores = score_workers_on_gold(
-        [("good", gold, gold), ("good", [box(0, 0, 100, 50)], gold), ("bad", [], gold), ("bad", gold, gold), ("bad", [], gold)]
+        [
+            ("good", gold, gold),
+            ("good", [box(0, 0, 100, 50)], gold),
+            ("bad", [], gold),
+            ("bad", gold, gold),
+            ("bad", [], gold),
+        ]
     )
     assert scores["good"].gold_images == 2 and scores["good"].mean_miou == pytest.approx(0.75)
     assert scores["bad"].mean_miou == pytest.approx(1 / 3)

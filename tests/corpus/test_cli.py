@@ -55,3 +55,12 @@ def test_bad_arguments_exit_2_with_a_clear_message(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "boxloop.cli", "corpus"]
     missing = subprocess.run(command, capture_output=True, text=True, check=False)
     assert missing.returncode == 2 and "--images" in missing.stderr
+
+
+def test_profile_shapes_the_corpus_and_names_its_classes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arguments = ["corpus", "--images", "3", "--out", str(tmp_path), "--profile", "single-class", "--workers", "1"]
+    assert main(arguments) == 0
+    assert "wrote 3 images" in capsys.readouterr().out
+    coco = COCO(str(tmp_path / "truth.json"))
+    assert [category["name"] for category in coco.loadCats(coco.getCatIds())] == ["figurine"]
+    assert {annotation["category_id"] for annotation in coco.loadAnns(coco.getAnnIds())} == {1}

@@ -67,7 +67,7 @@ def test_truth_is_coco_with_difficulty_and_boxes_inside(small_corpus: Path) -> N
             assert 1 <= len(annotations) <= 5
         for annotation in annotations:
             x, y, w, h = annotation["bbox"]
-            assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= 128 and y + h <= 128
+            assert x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= 128 and y + h <= 128
             assert annotation["visible_fraction"] >= MIN_VISIBLE_FRACTION
 
 

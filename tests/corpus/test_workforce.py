@@ -71,7 +71,7 @@ def test_no_errors_at_rate_zero_and_boxes_stay_in_image() -> None:
     sloppy = SimulatedWorkforce(truth, n_classes=3, error_rate=1.0, seed=1)
     for key in truth:
         for box in sloppy.answer(key, SIZE, SIZE).boxes:
-            assert 0 <= box.left and 0 <= box.top and box.right <= SIZE and box.bottom <= SIZE
+            assert box.left >= 0 and box.top >= 0 and box.right <= SIZE and box.bottom <= SIZE
 
 
 def test_answers_are_deterministic_and_independent_of_order() -> None:
@@ -129,5 +129,16 @@ def test_from_config_and_bad_input() -> None:
         workforce.answer("missing", SIZE, SIZE)
     with pytest.raises(ValueError, match="class_id 2 >= n_classes 2"):
         SimulatedWorkforce(_truth(1), n_classes=2)
-    with pytest.raises(ValueError, match="wrong-class"):
-        SimulatedWorkforce({"a": [Box(class_id=0, left=0, top=0, width=1, height=1)]}, n_classes=1)
+    with pytest.raises(ValueError, match="n_classes must be at least 1"):
+        SimulatedWorkforce({"a": []}, n_classes=0)
+
+
+def test_one_class_errors_are_boundary_or_missed_in_ground_truths_proportion() -> None:
+    truth = {key: [box.model_copy(update={"class_id": 0}) for box in boxes] for key, boxes in _truth(2000).items()}
+    workforce = SimulatedWorkforce(truth, n_classes=1, error_rate=0.25, n_workers=5, seed=11)
+    fates = [fate for key, boxes in truth.items() for fate in _classify(boxes, workforce.answer(key, SIZE, SIZE).boxes)]
+    counts = Counter(kind for kind, _ in fates)
+    erroneous = len(fates) - counts["correct"]
+    assert counts["wrong_class"] == 0
+    assert erroneous / len(fates) == pytest.approx(0.25, abs=0.025)
+    assert counts["boundary"] / erroneous == pytest.approx(0.62 / 0.85, abs=0.04)

@@ -18,7 +18,8 @@ from PIL import Image
 from boxloop.models import Prediction
 from sagemaker_jobs import inference
 from sagemaker_jobs.image_io import MAX_WORKING_SIDE
-from sagemaker_jobs.predictor import Predictor
+from sagemaker_jobs.predictor import Predictor, predict_records
+
 from .helpers import REPO_ROOT, draw_scene, image_record
 
 
@@ -80,7 +81,7 @@ def _bad_and_odd_images(directory: Path) -> dict[str, Path]:
         "grayscale": _save(scene.convert("L"), directory / "gray.png"),
         "cmyk": _save(scene.convert("CMYK"), directory / "cmyk.jpg"),
         "rgba": _save(scene.convert("RGBA"), directory / "rgba.png"),
-        "16-bit": _save(Image.fromarray((np.asarray(scene.convert("L"), np.uint16) * 257)), directory / "deep.png"),
+        "16-bit": _save(Image.fromarray(np.asarray(scene.convert("L"), np.uint16) * 257), directory / "deep.png"),
         "exif-rotated": _save(scene.resize((80, 48)), directory / "rotated.jpg", exif=exif),
         "huge": _save(Image.new("RGB", (6000, 1000), (200, 200, 190)), directory / "huge.png"),
         "over-pixel-limit": _save(Image.new("1", (7000, 7000)), directory / "bomb.png"),
@@ -106,7 +107,7 @@ def test_bad_images_yield_error_lines_and_odd_images_are_handled(predictor: Pred
         assert len(results[name].embedding) == predictor.config.embedding_dim
     assert (results["exif-rotated"].width, results["exif-rotated"].height) == (48, 80)
     assert (results["huge"].width, results["huge"].height) == (6000, 1000)  # original pixels, though decoded smaller
-    assert 6000 > MAX_WORKING_SIDE
+    assert MAX_WORKING_SIDE < 6000
     assert "0 bytes" in results["empty"].error
     assert "too large to decode safely" in results["over-pixel-limit"].error
 
@@ -139,12 +140,14 @@ def test_images_are_read_from_s3(predictor: Predictor, tmp_path: Path) -> None:
             image_record(path, 2) | {"source_ref": "s3://data/incoming/absent.jpg"},
         ]
         body = "\n".join(json.dumps(r) for r in records)
-        predictions = list(inference.predict_records(predictor, inference.input_fn(body, "application/jsonlines"), 8, 0))
+        predictions = list(predict_records(predictor, inference.input_fn(body, "application/jsonlines"), 8, 0))
     assert predictions[0].error is None and predictions[0].width == 64
     assert "s3://data/incoming/absent.jpg" in predictions[1].error
 
 
-def test_local_batched_command_matches_the_handler(predictor: Predictor, trained_job: tuple[Path, str], tmp_path: Path) -> None:
+def test_local_batched_command_matches_the_handler(
+    predictor: Predictor, trained_job: tuple[Path, str], tmp_path: Path
+) -> None:
     records = [image_record(path, index) for index, path in enumerate(_scene_files(tmp_path, 6))]
     pool = tmp_path / "pool.jsonl"
     pool.write_text("\n".join(json.dumps(r) for r in records) + "\n")

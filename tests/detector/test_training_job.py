@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -13,8 +15,9 @@ import torch
 from boxloop.manifest import ManifestError
 from sagemaker_jobs.metric_definitions import METRIC_DEFINITIONS
 from sagemaker_jobs.model import CLASS_MAP_FILE, CONFIG_FILE, WEIGHTS_FILE, DetectorConfig, load_model
-from sagemaker_jobs.settings import SettingsError, read_environment
+from sagemaker_jobs.settings import SettingsError, planned_steps, read_environment
 from sagemaker_jobs.train import train
+
 from .helpers import CLASSES, sagemaker_environment, tiny_hyperparameters
 
 
@@ -115,3 +118,31 @@ def test_a_malformed_manifest_line_names_file_and_line(tmp_path: Path, labelled_
     variables = sagemaker_environment(tmp_path, broken, validation_dir, tiny_hyperparameters())
     with pytest.raises(ManifestError, match=r"shard\.jsonl, line 2: .*width"):
         train(read_environment(variables))
+
+
+def test_planned_steps_follow_the_data_not_the_clock() -> None:
+    assert planned_steps(100, 16, epochs=3, max_steps=None) == 18
+    assert planned_steps(100, 16, epochs=3, max_steps=10) == 10
+    assert planned_steps(5, 16, epochs=4, max_steps=None) == 4  # fewer images than a batch: one step per epoch
+
+
+def test_a_cpu_bound_competitor_changes_neither_steps_nor_weights(
+    tmp_path: Path, labelled_sets: tuple[Path, Path]
+) -> None:
+    alone = _run_in_process(tmp_path / "alone", labelled_sets)
+    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        slowed = _run_in_process(tmp_path / "slowed", labelled_sets)
+    finally:
+        competitor.kill()
+        competitor.wait()
+    assert slowed["steps"] == alone["steps"] == alone["planned_steps"] > 0
+    assert not alone["max_seconds_hit"] and not slowed["max_seconds_hit"]
+    assert slowed["model_version"] == alone["model_version"]  # CPU training is deterministic: the weights' hash
+
+
+def test_max_seconds_is_a_safety_stop_that_is_reported(tmp_path: Path, labelled_sets: tuple[Path, Path]) -> None:
+    train_dir, validation_dir = labelled_sets
+    hyperparameters = tiny_hyperparameters(epochs="50", max_seconds="0.001")
+    metrics = train(read_environment(sagemaker_environment(tmp_path, train_dir, validation_dir, hyperparameters)))
+    assert metrics["max_seconds_hit"] and metrics["steps"] == 1 < metrics["planned_steps"]

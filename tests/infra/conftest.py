@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import aws_cdk as cdk
 import pytest
 
 from infra.application import build_app
-from infra.asl import resolve_definition, state_machine_resources
+from infra.asl import resolve_definition
+from infra.labelling_site import PAGE_BUILD, built_page
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +33,6 @@ class Synthesized:
 
     def asl(self) -> dict:
         """The state machine's definition as plain ASL, every reference replaced by ``<logical id>[.attr]``."""
-        (logical_id,) = state_machine_resources(self.template)
         return resolve_definition(self.template, substitutions=_stand_in_references(self.template))
 
 
@@ -56,10 +57,18 @@ def synthesize(env: str, outdir: Path) -> Synthesized:
 
 
 @pytest.fixture(scope="session")
-def dev(tmp_path_factory) -> Synthesized:
+def labelling_page() -> Path:
+    """The built labelling page the stack deploys (``npm run build:web`` runs once when it is missing)."""
+    if not (PAGE_BUILD / "index.html").is_file():
+        subprocess.run(["npm", "run", "build:web"], cwd=REPOSITORY_ROOT, check=True)
+    return built_page(PAGE_BUILD)
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory, labelling_page) -> Synthesized:
     return synthesize("dev", tmp_path_factory.mktemp("cdk-dev"))
 
 
 @pytest.fixture(scope="session")
-def prod(tmp_path_factory) -> Synthesized:
+def prod(tmp_path_factory, labelling_page) -> Synthesized:
     return synthesize("prod", tmp_path_factory.mktemp("cdk-prod"))

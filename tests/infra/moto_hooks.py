@@ -35,7 +35,9 @@ def invoke_in_process(handlers: Mapping[str, Handler]) -> Iterator[list[tuple[st
     def invoke(self: LambdaFunction, event=None):
         payload = json.loads(event) if isinstance(event, (str, bytes)) else event
         calls.append((self.function_name, payload))
-        context = SimpleNamespace(function_name=self.function_name, aws_request_id="local", get_remaining_time_in_millis=lambda: 900_000)
+        context = SimpleNamespace(
+            function_name=self.function_name, aws_request_id="local", get_remaining_time_in_millis=lambda: 900_000
+        )
         try:
             return json.dumps(handlers[self.function_name](payload, context)), False, ""
         except Exception as exc:  # the Lambda runtime reports any exception as a function error

@@ -15,12 +15,17 @@ def test_unknown_environment_is_a_clear_error():
         environment_settings({**cdk_context(), "env": "staging"})
 
 
-def test_command_line_overrides_workteam_and_email():
+def test_command_line_overrides_workforce_workteam_and_email():
     settings = environment_settings(
-        {**cdk_context(), "env": "prod", "alarm_email": "ops@example.org",
-         "workteam_arn": "arn:aws:sagemaker:eu-west-1:210987654321:workteam/private-crowd/x"}
+        {
+            **cdk_context(),
+            "env": "prod",
+            "alarm_email": "ops@example.org",
+            "workforce": "a2i",
+            "workteam_arn": "arn:aws:sagemaker:eu-west-1:210987654321:workteam/private-crowd/x",
+        }
     )
-    assert settings.alarm_email == "ops@example.org"
+    assert settings.alarm_email == "ops@example.org" and settings.workforce == "a2i"
     assert settings.workteam_arn.endswith("workteam/private-crowd/x")
 
 
@@ -34,9 +39,18 @@ def test_invalid_setting_names_the_field():
 def test_data_bucket_encrypted_private_tls_only(dev, prod):
     for synthesized, versioned in ((dev, False), (prod, True)):
         buckets = synthesized.of_type("AWS::S3::Bucket")
-        (data,) = [b for b in buckets.values() if "LifecycleConfiguration" in b["Properties"] and b["Properties"].get("LoggingConfiguration")]
+        (data,) = [
+            b
+            for b in buckets.values()
+            if "LifecycleConfiguration" in b["Properties"] and b["Properties"].get("LoggingConfiguration")
+        ]
         props = data["Properties"]
-        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        assert (
+            props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+                "SSEAlgorithm"
+            ]
+            == "AES256"
+        )
         assert all(props["PublicAccessBlockConfiguration"].values())
         assert (props.get("VersioningConfiguration", {}).get("Status") == "Enabled") is versioned
         rules = {rule["Id"]: rule for rule in props["LifecycleConfiguration"]["Rules"]}
@@ -96,15 +110,6 @@ def test_lambdas_are_container_images_with_the_architecture_environment(dev):
         assert {"DATA_BUCKET", "IMAGES_TABLE", "RUNS_TABLE", "IDEMPOTENCY_TABLE", "POWERTOOLS_SERVICE_NAME"} <= set(env)
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "boxloop"
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
-
-
-def test_flow_definition_uses_context_workteam_and_a2i_output(dev):
-    resources = [r for r in dev.of_type("Custom::AWS").values()]
-    create = [json.dumps(r["Properties"]["Create"]) for r in resources]
-    flow = next(c for c in create if "createFlowDefinition" in c)
-    assert "workteam/private-crowd/boxloop-dev" in flow
-    assert "/a2i-output/" in flow
-    assert any("createHumanTaskUi" in c for c in create)
 
 
 def test_alarms_and_dashboard(dev):

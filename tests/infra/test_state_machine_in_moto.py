@@ -36,7 +36,10 @@ def _local_substitutions(template: dict) -> dict[str, str]:
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] == "AWS::Lambda::Function":
             arn = lam.create_function(
-                FunctionName=logical_id, Runtime="python3.11", Role=role, Handler="handler.handler",
+                FunctionName=logical_id,
+                Runtime="python3.11",
+                Role=role,
+                Handler="handler.handler",
                 Code={"ZipFile": stand_in_function_zip()},
             )["FunctionArn"]
             values[f"{logical_id}.Arn"] = arn
@@ -84,7 +87,9 @@ def test_a_failing_first_step_is_recorded_and_fails_the_run_with_its_error(aws, 
         execution = sfn.start_execution(
             stateMachineArn=machine,
             name="run-1-i0000",
-            input=json.dumps({"run_id": "run-1", "bucket": "data", "config_key": "config/labeling.json", "resume_from": None}),
+            input=json.dumps(
+                {"run_id": "run-1", "bucket": "data", "config_key": "config/labeling.json", "resume_from": None}
+            ),
         )["executionArn"]
         result = _wait(sfn, execution)
 

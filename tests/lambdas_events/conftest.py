@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -18,21 +19,17 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
-from lambdas.adapters import a2i, documents, executions, quarantine, registry, runs, uploads
+# Powertools reads these when the handler modules are imported, before any fixture runs.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "boxloop-test")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "boxloop")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
+from lambdas.adapters.clients import aws_client
 from lambdas.human_review import answer
 from tests.moto_account import REGION, FakeLambdaContext, create_tables, set_account_environment
 
 BUCKET = "boxloop-data-test"
-ADAPTER_CLIENTS = [
-    uploads._s3,
-    quarantine._s3,
-    documents._s3,
-    registry._dynamodb,
-    runs._dynamodb,
-    executions._stepfunctions,
-    a2i._a2i,
-    answer._persistence_layer,
-]
+ADAPTER_CLIENTS = [aws_client, answer._persistence_layer]
 
 
 @dataclass

@@ -46,3 +46,17 @@ def test_valid_config_after_enough_images_starts_the_run(aws, lambda_context):
     handler(_config_event(aws), lambda_context)
     (execution,) = aws.executions()
     assert execution["name"] == f"{aws.runs_item('ACTIVE', 'RUN')['run_id']['S']}-i0000"
+
+
+def test_non_finite_budget_is_rejected_and_starts_no_run(aws, lambda_context):
+    for seed in range(2):
+        aws.s3.put_object(Bucket=BUCKET, Key=f"incoming/{seed}.png", Body=image_bytes("PNG", seed=seed))
+    ingest_handler(aws.sqs_batch(), lambda_context)
+    aws.put_config(min_images_to_start=2, human_budget_hours=float("inf"), classes=["a", " a"])
+    assert handler(_config_event(aws), lambda_context) == {"checked": 1, "valid": [False]}
+    error = aws.read_json("config/labeling.status.json")["error"]
+    assert "human_budget_hours: Input should be a finite number" in error
+    assert "unique after trimming" in error
+    assert aws.executions() == []
+    assert aws.runs_item("ACTIVE", "RUN") is None  # no run claimed the waiting images
+    assert aws.runs_item("COUNTER", "REGISTERED")["count"]["N"] == "2"

@@ -4,6 +4,7 @@ answer Lambda QCs A2I outputs, charges the budget once and resumes the run when 
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote_plus
 
 import pytest
 from botocore.stub import Stubber
@@ -18,8 +19,8 @@ from boxloop.human_loop import (
     parse_human_loop_output,
 )
 from boxloop.models import Box, HumanTask, ScoredBox
-from lambdas.adapters import a2i, executions
-from lambdas.adapters.runs import record_human_batch
+from lambdas.adapters.clients import aws_client
+from lambdas.adapters.runs import claim_active_run, record_human_batch
 from lambdas.human_review import answer, consumer
 from lambdas.human_review.outputs import handle_output
 from tests.lambdas_events.conftest import BUCKET, REGION
@@ -77,7 +78,7 @@ def _review_request(token: str = "token-1") -> dict:
 
 
 def test_consumer_starts_one_named_loop_per_task_and_records_the_batch(aws, lambda_context):
-    aws.put_run_config(RUN)
+    aws.put_run_config(RUN, workforce={"kind": "a2i"})
     _put_tasks(aws, [UNCERTAIN, GOLD])
     expected_uncertain = HumanLoopInput(
         taskObject=UNCERTAIN.source_ref,
@@ -92,9 +93,16 @@ def test_consumer_starts_one_named_loop_per_task_and_records_the_batch(aws, lamb
         tasks_key=TASKS_KEY,
     )
     expected_gold = expected_uncertain.model_copy(
-        update={"taskObject": GOLD.source_ref, "initialValue": [], "image_id": GOLD.image_id, "purpose": "gold", "width": 640, "height": 480}
+        update={
+            "taskObject": GOLD.source_ref,
+            "initialValue": [],
+            "image_id": GOLD.image_id,
+            "purpose": "gold",
+            "width": 640,
+            "height": 480,
+        }
     )
-    with Stubber(a2i._a2i()) as stub:
+    with Stubber(aws_client("sagemaker-a2i-runtime")) as stub:
         for content, image_id in [(expected_uncertain, UNCERTAIN.image_id), (expected_gold, GOLD.image_id)]:
             stub.add_response(
                 "start_human_loop",
@@ -116,7 +124,12 @@ def test_consumer_starts_one_named_loop_per_task_and_records_the_batch(aws, lamb
 
 
 def test_loop_names_are_valid_deterministic_and_distinct():
-    names = {human_loop_name(run, iteration, image) for run in ("r1", "r2") for iteration in (0, 1) for image in ("a" * 64, "B" * 64)}
+    names = {
+        human_loop_name(run, iteration, image)
+        for run in ("r1", "r2")
+        for iteration in (0, 1)
+        for image in ("a" * 64, "B" * 64)
+    }
     assert len(names) == 8
     assert all(len(name) <= 63 and HUMAN_LOOP_NAME_PATTERN.fullmatch(name) for name in names)
     assert human_loop_name("r1", 0, "a" * 64) == human_loop_name("r1", 0, "a" * 64)
@@ -125,8 +138,10 @@ def test_loop_names_are_valid_deterministic_and_distinct():
 def test_empty_batch_resumes_the_run_at_once(aws, lambda_context):
     aws.put_run_config(RUN)
     _put_tasks(aws, [])
-    with Stubber(executions._stepfunctions()) as stub:
-        stub.add_response("send_task_success", {}, {"taskToken": "token-0", "output": json.dumps({"answered": 0, "rejected": 0})})
+    with Stubber(aws_client("stepfunctions")) as stub:
+        stub.add_response(
+            "send_task_success", {}, {"taskToken": "token-0", "output": json.dumps({"answered": 0, "rejected": 0})}
+        )
         assert consumer.handler(_review_request("token-0"), lambda_context) == {"batchItemFailures": []}
         stub.assert_no_pending_responses()
 
@@ -162,7 +177,9 @@ def _put_output(aws, task: HumanTask, answers: list[dict]) -> str:
         "flowDefinitionArn": FLOW,
         "humanAnswers": answers,
         "humanLoopName": name,
-        "inputContent": json.loads(human_loop_input(task, ["bottle", "can"], RUN, ITERATION, TASKS_KEY).model_dump_json()),
+        "inputContent": json.loads(
+            human_loop_input(task, ["bottle", "can"], RUN, ITERATION, TASKS_KEY).model_dump_json()
+        ),
     }
     key = f"a2i-output/boxloop-review/2025/01/02/03/04/05/{name}/output.json"
     aws.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(output).encode())
@@ -173,6 +190,7 @@ def _put_output(aws, task: HumanTask, answers: list[dict]) -> str:
 def batch_of_two(aws):
     aws.put_run_config(RUN)
     _put_tasks(aws, [UNCERTAIN, GOLD])
+    claim_active_run(RUN)  # A2I's keys name no run: its answers belong to the run waiting for people
     record_human_batch(RUN, ITERATION, "token-1", expected=2)
     return aws
 
@@ -218,6 +236,9 @@ def test_two_workers_are_consolidated(batch_of_two):
 
 def test_qc_failure_is_rejected_with_reasons_and_counted(batch_of_two):
     aws = batch_of_two
+    other = UNCERTAIN.model_copy(update={"image_id": "c" * 64})
+    _put_tasks(aws, [UNCERTAIN, GOLD, other])
+    record_human_batch(RUN, ITERATION, "token-1", expected=3)
     outside = {"label": "can", "left": 700, "top": 500, "width": 300, "height": 50}
     unknown = {"label": "jar", "left": 10, "top": 10, "width": 30, "height": 30}
     handle_output(BUCKET, _put_output(aws, UNCERTAIN, [_crowd_answer("w1", [outside], 800, 600, 12.0)]))
@@ -225,7 +246,6 @@ def test_qc_failure_is_rejected_with_reasons_and_counted(batch_of_two):
     assert "outside the 800x600 image" in rejected["reasons"][0]
     assert aws.keys(f"{HUMAN}labels/") == []
     assert _batch_counts(aws) == (1, 1)
-    other = UNCERTAIN.model_copy(update={"image_id": "c" * 64})
     handle_output(BUCKET, _put_output(aws, other, [_crowd_answer("w1", [unknown], 800, 600, 5.0)]))
     assert "unknown label 'jar'" in aws.read_json(f"{HUMAN}rejected/{'c' * 64}.json")["reasons"][0]
 
@@ -234,10 +254,14 @@ def test_gold_task_scores_the_worker_and_completing_the_batch_resumes_the_run(ba
     aws = batch_of_two
     handle_output(
         BUCKET,
-        _put_output(aws, UNCERTAIN, [_crowd_answer("w1", [{"label": "can", "left": 5, "top": 5, "width": 50, "height": 50}], 800, 600, 20.0)]),
+        _put_output(
+            aws,
+            UNCERTAIN,
+            [_crowd_answer("w1", [{"label": "can", "left": 5, "top": 5, "width": 50, "height": 50}], 800, 600, 20.0)],
+        ),
     )
     near_gold = {"label": "bottle", "left": 100, "top": 100, "width": 50, "height": 120}
-    with Stubber(executions._stepfunctions()) as stub:
+    with Stubber(aws_client("stepfunctions")) as stub:
         stub.add_response(
             "send_task_success",
             {},
@@ -257,3 +281,69 @@ def test_unreadable_output_names_the_field():
         parse_human_loop_output(json.dumps({"humanLoopName": "x", "humanAnswers": [], "inputContent": {}}))
     with pytest.raises(HumanLoopOutputError, match="not valid JSON"):
         parse_human_loop_output(b"{")
+
+
+OTHER_RUN = "run-20250102T030405Z-def456"
+
+
+def _forged_output(run_id: str, iteration: int, task: HumanTask, loop_name: str) -> dict:
+    content = json.loads(human_loop_input(task, ["bottle", "can"], run_id, iteration, TASKS_KEY).model_dump_json())
+    box = {"label": "can", "left": 10, "top": 20, "width": 100, "height": 200}
+    return {
+        "humanAnswers": [_crowd_answer("mallory", [box], 800, 600, 3600.0)],
+        "humanLoopName": loop_name,
+        "inputContent": content,
+    }
+
+
+def test_forged_answers_write_nothing_in_any_run_and_charge_nothing(batch_of_two, lambda_context):
+    aws = batch_of_two
+    aws.put_run_config(OTHER_RUN)
+    record_human_batch(OTHER_RUN, ITERATION, "token-other", expected=1)
+    genuine_name = human_loop_name(RUN, ITERATION, UNCERTAIN.image_id)
+    other_name = human_loop_name(OTHER_RUN, ITERATION, UNCERTAIN.image_id)
+    forged = {
+        # a genuine task's key, a body naming another run through "../"
+        f"a2i-output/boxloop-review/2025/01/02/03/04/05/{genuine_name}/output.json": _forged_output(
+            f"../{OTHER_RUN}", ITERATION, UNCERTAIN, genuine_name
+        ),
+        # another run's task (not the run waiting for people), consistent body
+        f"a2i-output/boxloop-review/2025/01/02/03/04/05/{other_name}/output.json": _forged_output(
+            OTHER_RUN, ITERATION, UNCERTAIN, other_name
+        ),
+        # "../" in a labelling API key
+        f"answers/../runs/{OTHER_RUN}/0001/{other_name}/output.json": _forged_output(
+            OTHER_RUN, ITERATION, UNCERTAIN, other_name
+        ),
+        # another run's key whose tasks.jsonl does not hold the task
+        f"answers/{OTHER_RUN}/0001/{other_name}/output.json": _forged_output(
+            OTHER_RUN, ITERATION, UNCERTAIN, other_name
+        ),
+        # a task the batch does not hold
+        f"answers/{RUN}/0001/{human_loop_name(RUN, ITERATION, 'd' * 64)}/output.json": _forged_output(
+            RUN,
+            ITERATION,
+            UNCERTAIN.model_copy(update={"image_id": "d" * 64}),
+            human_loop_name(RUN, ITERATION, "d" * 64),
+        ),
+    }
+    runs_before = aws.keys("runs/")
+    for key, body in forged.items():
+        aws.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(body).encode())
+    a2i_events = [
+        event for event in aws.s3_events() if unquote_plus(event["Records"][0]["s3"]["object"]["key"]) in forged
+    ]
+    assert len(a2i_events) == 2
+    for event in a2i_events:  # through the Lambda: outcome "untrusted", metric HumanAnswersUntrusted
+        (handled,) = answer.handler(event, lambda_context)["handled"]
+        assert handled["outcome"] == "untrusted" and handled["counted"] is False
+    for key in forged:  # the labelling API's keys (and the A2I ones again: recorded once)
+        result = handle_output(BUCKET, key)
+        assert result.outcome == "untrusted" and result.stored_at.startswith("rejected-answers/")
+    assert aws.keys("runs/") == runs_before
+    assert len(aws.keys("rejected-answers/")) == len(forged)
+    for run_id in (RUN, OTHER_RUN):
+        assert "human_seconds_used" not in (aws.runs_item(f"RUN#{run_id}", "STATE") or {})
+        assert "done" not in aws.runs_item(f"RUN#{run_id}", "BATCH#0001")
+    record = aws.read_json(aws.keys("rejected-answers/")[0])
+    assert record["answer_key"] in forged and record["reasons"]

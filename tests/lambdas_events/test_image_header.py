@@ -1,15 +1,17 @@
-"""Pure header validation (``boxloop.image_header``): no AWS."""
+"""Pure upload validation (``boxloop.image_header``): header and full decode, no AWS."""
 
 from __future__ import annotations
 
 import pytest
 
+from boxloop.image_contract import MAX_BYTES, MAX_PIXELS
 from boxloop.image_header import (
+    DecodedImage,
     ImageHeader,
     ImageLimits,
     MoreBytesNeeded,
     RejectionCode,
-    check_ending,
+    check_decodes,
     check_header,
     check_size,
 )
@@ -32,11 +34,22 @@ def test_size_at_the_limit_passes():
 
 
 @pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
-def test_accepted_formats_give_size_and_complete_ending(image_format):
+def test_accepted_formats_give_size_and_decode(image_format):
     data = image_bytes(image_format, size=(80, 50))
     header = check_header(data[: LIMITS.head_bytes], len(data), LIMITS)
     assert header == ImageHeader(format=image_format, width=80, height=50)
-    assert check_ending(image_format, data[-LIMITS.tail_bytes :]) is None
+    assert check_decodes(data) == DecodedImage(format=image_format, width=80, height=50)
+
+
+def test_ingest_limits_are_the_decoders():
+    assert (LIMITS.max_bytes, LIMITS.max_pixels) == (MAX_BYTES, MAX_PIXELS) == (40 * 1024 * 1024, 40_000_000)
+    with pytest.raises(ValueError):
+        ImageLimits(max_pixels=MAX_PIXELS + 1)
+
+
+def test_pixels_the_decoder_refuses_are_refused_at_ingest():
+    data = png_claiming_size(8_000, 5_001)  # 40,008,000 pixels: under the old ingest limit of 50 MP
+    assert check_header(data, len(data), LIMITS).reason_code == RejectionCode.DECOMPRESSION_BOMB
 
 
 @pytest.mark.parametrize("image_format", ["WEBP", "BMP", "TIFF", "GIF"])
@@ -79,12 +92,29 @@ def test_file_cut_inside_its_header_is_truncated():
 
 
 @pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
-def test_missing_end_marker_is_truncated(image_format):
-    data = image_bytes(image_format)
-    cut = data[: len(data) // 2]
-    rejection = check_ending(image_format, cut[-LIMITS.tail_bytes :])
-    assert rejection.reason_code == RejectionCode.TRUNCATED
+def test_missing_end_is_truncated(image_format):
+    data = image_bytes(image_format, size=(200, 150))
+    assert check_decodes(data[: len(data) // 2]).reason_code == RejectionCode.TRUNCATED
 
 
-def test_jpeg_trailing_padding_is_tolerated():
-    assert check_ending("JPEG", image_bytes("JPEG") + b"\x00" * 8) is None
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
+@pytest.mark.parametrize("trailer", [b"\x00" * 8, b"ftypmp42" + bytes(range(256)) * 40], ids=["padding", "video"])
+def test_bytes_after_the_end_marker_are_accepted(image_format, trailer):
+    assert check_decodes(image_bytes(image_format) + trailer) == DecodedImage(format=image_format, width=64, height=48)
+
+
+def broken_middle(data: bytes) -> bytes:
+    """An upload broken in its middle (a write restarted half-way): half the file, then the whole file again.
+
+    It still starts and ends like a whole image (JPEG FFD9, PNG IEND).
+    """
+    return data[: len(data) // 2] + data
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
+def test_broken_middle_is_undecodable_though_it_ends_well(image_format):
+    data = broken_middle(image_bytes(image_format, size=(400, 300)))
+    assert data.endswith(b"\xff\xd9" if image_format == "JPEG" else b"IEND\xaeB`\x82")
+    rejection = check_decodes(data)
+    assert rejection.reason_code == RejectionCode.UNDECODABLE
+    assert "broken data stream" in rejection.message

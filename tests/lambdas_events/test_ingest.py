@@ -1,4 +1,4 @@
-"""Ingest Lambda on moto: quarantine reasons, URL-encoded keys, duplicates, run start."""
+"""Ingest Lambda on moto: quarantine reasons, URL-encoded keys, content-addressed images, duplicates, run start."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import hashlib
 import json
 
 import pytest
+from PIL import Image
 
 from boxloop.image_header import ImageLimits
 from lambdas.adapters.runs import claim_active_run
 from lambdas.config.run_start import start_run_if_ready
 from lambdas.ingest.handler import handler
+from lambdas.ingest.intake import take_in_upload
 from tests.lambdas_events.conftest import BUCKET, image_bytes, png_claiming_size
+from tests.lambdas_events.test_image_header import broken_middle
 
 
 def _ingest(aws, lambda_context) -> dict:
@@ -20,6 +23,11 @@ def _ingest(aws, lambda_context) -> dict:
 
 def _image_items(aws) -> list[dict]:
     return aws.dynamodb.scan(TableName="images")["Items"]
+
+
+def _source_bytes(aws, item: dict) -> bytes:
+    key = item["source_ref"]["S"].removeprefix(f"s3://{BUCKET}/")
+    return aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
 
 def _registered_count(aws) -> int:
@@ -37,12 +45,13 @@ TOO_LARGE = b"\xff\xd8\xff" + b"\x00" * ImageLimits().max_bytes
         ("incoming/notes.jpg", b"this is a text file, not a photo\n" * 10, "not_an_image"),
         ("incoming/cut.jpg", image_bytes("JPEG")[:-300], "truncated"),
         ("incoming/cut.png", image_bytes("PNG")[:-20], "truncated"),
+        ("incoming/broken.jpg", broken_middle(image_bytes("JPEG", size=(400, 300))), "undecodable"),
         ("incoming/huge.jpg", TOO_LARGE, "too_large"),
         ("incoming/bomb.png", png_claiming_size(10_000, 8_000), "decompression_bomb"),
         ("incoming/photo.webp", image_bytes("WEBP"), "unsupported_format"),
         ("incoming/photo.gif", image_bytes("GIF"), "unsupported_format"),
     ],
-    ids=["empty", "text", "cut-jpeg", "cut-png", "too-large", "bomb", "webp", "gif"],
+    ids=["empty", "text", "cut-jpeg", "cut-png", "broken-middle", "too-large", "bomb", "webp", "gif"],
 )
 def test_bad_uploads_are_quarantined_with_a_reason(aws, lambda_context, key, body, reason_code):
     aws.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
@@ -56,6 +65,7 @@ def test_bad_uploads_are_quarantined_with_a_reason(aws, lambda_context, key, bod
     assert reason["size"] == len(body)
     assert reason["message"] and reason["detected_at"]
     assert _image_items(aws) == []
+    assert aws.keys("images/") == []
 
 
 @pytest.mark.parametrize(
@@ -67,7 +77,9 @@ def test_url_encoded_keys_register_under_their_real_name(aws, lambda_context, ke
     aws.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     assert _ingest(aws, lambda_context) == {"batchItemFailures": []}
     (item,) = _image_items(aws)
-    assert item["source_ref"]["S"] == f"s3://{BUCKET}/{key}"
+    assert item["source_ref"]["S"] == f"s3://{BUCKET}/images/{hashlib.sha256(body).hexdigest()}.jpg"
+    assert item["upload_ref"]["S"] == f"s3://{BUCKET}/{key}"
+    assert _source_bytes(aws, item) == body
     assert item["image_id"]["S"] == hashlib.sha256(body).hexdigest()
     assert (item["width"]["N"], item["height"]["N"]) == ("64", "48")
     assert item["pending_partition"]["S"] == "pending" and item["pending_since"]["S"]
@@ -78,7 +90,7 @@ def test_s3_checksum_and_streamed_hash_agree(aws, lambda_context):
     aws.s3.put_object(Bucket=BUCKET, Key="incoming/with-checksum.png", Body=body, ChecksumAlgorithm="SHA256")
     aws.s3.put_object(Bucket=BUCKET, Key="incoming/a/b.jpg", Body=image_bytes("JPEG", seed=4))
     _ingest(aws, lambda_context)
-    ids = {item["source_ref"]["S"]: item["image_id"]["S"] for item in _image_items(aws)}
+    ids = {item["upload_ref"]["S"]: item["image_id"]["S"] for item in _image_items(aws)}
     assert ids[f"s3://{BUCKET}/incoming/with-checksum.png"] == hashlib.sha256(body).hexdigest()
 
 
@@ -98,10 +110,43 @@ def test_duplicate_events_and_uploads_register_and_count_once(aws, lambda_contex
     handler(batch, lambda_context)  # the same event delivered again
     aws.s3.put_object(Bucket=BUCKET, Key="incoming/copy/second.jpg", Body=body)
     _ingest(aws, lambda_context)
+    assert take_in_upload(BUCKET, "incoming/copy/second.jpg").result == "duplicate_event"
     (item,) = _image_items(aws)
-    assert item["source_ref"]["S"] == f"s3://{BUCKET}/incoming/first.jpg"
+    assert item["upload_ref"]["S"] == f"s3://{BUCKET}/incoming/first.jpg"
     assert item["duplicate_keys"]["SS"] == [f"s3://{BUCKET}/incoming/copy/second.jpg"]
     assert _registered_count(aws) == 1
+    assert aws.keys("images/") == [f"images/{hashlib.sha256(body).hexdigest()}.jpg"]
+
+
+def test_reuploading_a_key_with_new_bytes_is_a_new_image_and_the_old_keeps_its_bytes(aws, lambda_context):
+    first, second = image_bytes("JPEG", seed=1), image_bytes("JPEG", seed=2)
+    aws.s3.put_object(Bucket=BUCKET, Key="incoming/shelf.jpg", Body=first)
+    _ingest(aws, lambda_context)
+    aws.s3.put_object(Bucket=BUCKET, Key="incoming/shelf.jpg", Body=second)
+    _ingest(aws, lambda_context)
+    items = {item["image_id"]["S"]: item for item in _image_items(aws)}
+    assert set(items) == {hashlib.sha256(first).hexdigest(), hashlib.sha256(second).hexdigest()}
+    assert _source_bytes(aws, items[hashlib.sha256(first).hexdigest()]) == first
+    assert _source_bytes(aws, items[hashlib.sha256(second).hexdigest()]) == second
+    assert _registered_count(aws) == 2
+
+
+def test_a_folder_marker_is_ignored_and_reported(aws, lambda_context):
+    aws.s3.put_object(Bucket=BUCKET, Key="incoming/shelves/", Body=b"")
+    assert take_in_upload(BUCKET, "incoming/shelves/").result == "folder_marker"
+    assert _ingest(aws, lambda_context) == {"batchItemFailures": []}
+    assert aws.keys("quarantine/") == [] and _image_items(aws) == []
+    assert aws.keys("incoming/") == ["incoming/shelves/"]
+
+
+@pytest.mark.parametrize(("orientation", "registered"), [(1, (80, 60)), (6, (60, 80)), (8, (60, 80))])
+def test_registered_size_is_the_exif_oriented_size(aws, lambda_context, orientation, registered):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    aws.s3.put_object(Bucket=BUCKET, Key="incoming/phone.jpg", Body=image_bytes("JPEG", size=(80, 60), exif=exif))
+    _ingest(aws, lambda_context)
+    (item,) = _image_items(aws)
+    assert (int(item["width"]["N"]), int(item["height"]["N"])) == registered
 
 
 def test_test_event_is_skipped_and_a_broken_message_fails_alone(aws, lambda_context):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -16,17 +17,23 @@ import boto3
 import pytest
 from moto import mock_aws
 
+# Powertools reads these when the handler modules are imported, before any fixture runs.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "boxloop-test")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "boxloop")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
 from boxloop.human_loop import GoldAnswer, RejectedAnswer, human_loop_name
+from boxloop.layout import RunLayout
 from boxloop.models import HumanLabel, HumanTask, HumanTaskPurpose, ImageRecord
 from boxloop.qc import WorkerGoldScore
-from lambdas.adapters import documents, notifications, registry, runs, s3_store
-from lambdas.loop.run_layout import RunLayout
+from lambdas.adapters import registry, runs, storage
+from lambdas.adapters.clients import aws_client
 from tests.lambdas_loop.stand_in_detector import predict, truth_boxes
 from tests.moto_account import REGION, create_tables, set_account_environment
 
 BUCKET = "boxloop-loop-test"
 RUN_ID = "run-1"
-ADAPTER_CLIENTS = [documents._s3, s3_store._s3, registry._dynamodb, runs._dynamodb, notifications._sns]
+ADAPTER_CLIENTS = [aws_client]
 CLASSES = ["bottle", "can"]
 
 
@@ -86,7 +93,11 @@ class LoopAws:
 
     def keys(self, prefix: str = "") -> list[str]:
         paginator = self.s3.get_paginator("list_objects_v2")
-        return sorted(item["Key"] for page in paginator.paginate(Bucket=BUCKET, Prefix=prefix) for item in page.get("Contents", []))
+        return sorted(
+            item["Key"]
+            for page in paginator.paginate(Bucket=BUCKET, Prefix=prefix)
+            for item in page.get("Contents", [])
+        )
 
     def tasks(self, iteration: int) -> list[HumanTask]:
         return [HumanTask.model_validate_json(line) for line in self.read_lines(self.layout.tasks(iteration))]
@@ -99,23 +110,38 @@ class LoopAws:
             key = f"{self.layout.gold(iteration)}{task.image_id}.json"
             score = WorkerGoldScore(worker_id="w1", gold_images=1, mean_miou=0.9)
             body = GoldAnswer(
-                image_id=task.image_id, human_loop_name=loop, scores={"w1": score}, workers_below_minimum=[],
-                time_spent_seconds=seconds, submitted_at=now,
+                image_id=task.image_id,
+                human_loop_name=loop,
+                scores={"w1": score},
+                workers_below_minimum=[],
+                time_spent_seconds=seconds,
+                submitted_at=now,
             ).model_dump_json()
         elif reject:
             key = f"{self.layout.rejected(iteration)}{task.image_id}.json"
             body = RejectedAnswer(
-                image_id=task.image_id, source_ref=task.source_ref, human_loop_name=loop, reasons=["box too small"],
-                worker_ids=["w1"], time_spent_seconds=seconds, submitted_at=now,
+                image_id=task.image_id,
+                source_ref=task.source_ref,
+                human_loop_name=loop,
+                reasons=["box too small"],
+                worker_ids=["w1"],
+                time_spent_seconds=seconds,
+                submitted_at=now,
             ).model_dump_json()
         else:
             key = f"{self.layout.labels(iteration)}{task.image_id}.json"
             body = HumanLabel(
-                image_id=task.image_id, source_ref=task.source_ref, width=task.width, height=task.height,
-                boxes=truth_boxes(task.image_id), worker_ids=["w1"], time_spent_seconds=seconds, submitted_at=now,
+                image_id=task.image_id,
+                source_ref=task.source_ref,
+                width=task.width,
+                height=task.height,
+                boxes=truth_boxes(task.image_id),
+                worker_ids=["w1"],
+                time_spent_seconds=seconds,
+                submitted_at=now,
                 job_name=loop,
             ).model_dump_json()
-        assert documents.write_document_once(BUCKET, key, body)
+        assert storage.write_document_once(BUCKET, key, body)
         runs.record_human_batch(RUN_ID, iteration, "token", expected=len(self.tasks(iteration)))
         assert runs.count_human_answer(RUN_ID, iteration, loop, seconds, rejected=reject)
 
@@ -123,7 +149,8 @@ class LoopAws:
         """Batch transform's output: one ``.out`` per pool shard, from the stand-in detector."""
         for pool_key in self.keys(self.layout.pool_prefix):
             predictions = [
-                predict(ImageRecord.model_validate_json(line), "job-1").model_dump_json() for line in self.read_lines(pool_key)
+                predict(ImageRecord.model_validate_json(line), "job-1").model_dump_json()
+                for line in self.read_lines(pool_key)
             ]
             name = pool_key.rsplit("/", 1)[-1]
             body = "".join(f"{line}\n" for line in predictions).encode()

@@ -1,7 +1,7 @@
 """The synthesized state machine in moto runs a whole run on the real loop Lambdas.
 
 Lambda invocations call the handlers in-process (``tests/infra/moto_hooks.py``), SageMaker jobs
-run the stand-in detector (``boxloop.local.sagemaker_runtime``), and the test answers each human
+run the stand-in detector (``boxloop.local.sagemaker``), and the test answers each human
 batch from the queue as the human-answer Lambda would, then resumes the execution.
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from boxloop.local import sagemaker_runtime
-from boxloop.local.sagemaker_runtime import SageMakerJobCode
-from boxloop.models import LabelSource
+from boxloop.local.sagemaker.job_code import SageMakerJobCode
+from boxloop.local.sagemaker.local_sagemaker import LocalSageMaker
+from boxloop.models import HumanTaskPurpose, LabelSource
 from infra.asl import resolve_definition
 from lambdas.adapters import runs
 from tests.infra.conftest import synthesize
@@ -45,7 +45,11 @@ def _handlers(template: dict) -> dict:
     """Function logical id → the loop handler its image command names."""
     handlers = {}
     for logical_id, resource in template["Resources"].items():
-        command = resource["Properties"].get("ImageConfig", {}).get("Command") if resource["Type"] == "AWS::Lambda::Function" else None
+        command = (
+            resource["Properties"].get("ImageConfig", {}).get("Command")
+            if resource["Type"] == "AWS::Lambda::Function"
+            else None
+        )
         if command and command[0].startswith("lambdas.loop."):
             module, function = command[0].rsplit(".", 1)
             handlers[logical_id] = _with_lambda_context(getattr(importlib.import_module(module), function))
@@ -55,13 +59,24 @@ def _handlers(template: dict) -> dict:
 def _state_machine(template: dict) -> tuple[str, str]:
     """Create the definition's resources (the data bucket is ``BUCKET``); returns the machine ARN and queue URL."""
     substitutions = _local_substitutions(template)
-    (data_bucket,) = [key for key, r in template["Resources"].items() if key.startswith("StorageDataBucket") and r["Type"] == "AWS::S3::Bucket"]
+    (data_bucket,) = [
+        key
+        for key, r in template["Resources"].items()
+        if key.startswith("StorageDataBucket") and r["Type"] == "AWS::S3::Bucket"
+    ]
     substitutions[data_bucket] = BUCKET
     substitutions[f"{data_bucket}.Arn"] = f"arn:aws:s3:::{BUCKET}"
-    (queue,) = [key for key in template["Resources"] if key.startswith("HumanReviewHumanReviewQueue") and "DeadLetters" not in key and template["Resources"][key]["Type"] == "AWS::SQS::Queue"]
+    (queue,) = [
+        key
+        for key in template["Resources"]
+        if key.startswith("HumanReviewHumanReviewQueue")
+        and "DeadLetters" not in key
+        and template["Resources"][key]["Type"] == "AWS::SQS::Queue"
+    ]
     sfn = boto3.client("stepfunctions", region_name=REGION)
     machine = sfn.create_state_machine(
-        name="boxloop-loop", definition=json.dumps(resolve_definition(template, substitutions)),
+        name="boxloop-loop",
+        definition=json.dumps(resolve_definition(template, substitutions)),
         roleArn="arn:aws:iam::123456789012:role/local",
     )["stateMachineArn"]
     return machine, substitutions[queue]
@@ -75,7 +90,9 @@ def _answer_batches(aws, queue_url: str) -> int:
         body = json.loads(message["Body"])
         for task in aws.tasks(body["iteration"]):
             aws.answer(body["iteration"], task, 4.0)
-        sfn.send_task_success(taskToken=body["task_token"], output=json.dumps({"answered": len(aws.tasks(body["iteration"]))}))
+        sfn.send_task_success(
+            taskToken=body["task_token"], output=json.dumps({"answered": len(aws.tasks(body["iteration"]))})
+        )
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         answered += 1
     return answered
@@ -83,22 +100,24 @@ def _answer_batches(aws, queue_url: str) -> int:
 
 @pytest.mark.timeout(180)
 def test_a_run_goes_from_registration_to_report_through_the_synthesized_state_machine(aws, template, tmp_path):
-    aws.put_config(max_iterations=1)
+    aws.put_config(max_iterations=1, human_budget_hours=0.34, expected_objects_per_image=1)
     aws.register_images(80)
-    sagemaker_runtime.install(
+    with LocalSageMaker(
         SageMakerJobCode(
             training_script=HERE / "stand_in_detector_train.py",
             inference_module=stand_in_detector.__name__,
             log_dir=tmp_path / "jobs",
         )
-    )
-    try:
+    ):
         machine, queue_url = _state_machine(template)
         sfn = boto3.client("stepfunctions", region_name=REGION)
         with invoke_in_process(_handlers(template)):
             execution = sfn.start_execution(
-                stateMachineArn=machine, name=f"{RUN_ID}-i0000",
-                input=json.dumps({"run_id": RUN_ID, "bucket": BUCKET, "config_key": "config/labeling.json", "resume_from": None}),
+                stateMachineArn=machine,
+                name=f"{RUN_ID}-i0000",
+                input=json.dumps(
+                    {"run_id": RUN_ID, "bucket": BUCKET, "config_key": "config/labeling.json", "resume_from": None}
+                ),
             )["executionArn"]
             batches = 0
             deadline = time.monotonic() + RUN_SECONDS
@@ -106,19 +125,22 @@ def test_a_run_goes_from_registration_to_report_through_the_synthesized_state_ma
                 assert time.monotonic() < deadline, "the run did not finish"
                 batches += _answer_batches(aws, queue_url)
                 time.sleep(0.1)
-    finally:
-        sagemaker_runtime.stop_running_jobs()
-        sagemaker_runtime.install()
 
     assert description["status"] == "SUCCEEDED", description
     output = json.loads(description["output"])
-    assert batches == 2 and output["progress"]["iteration_cap_reached"]
-    assert output["final"]["manifest_version"] == 2 and runs.active_run() is None
+    # the initial sample in two waves (10 before anyone is measured, then 20), the uncertain images of the one
+    # trained iteration, then people finish the pool
+    assert batches == 4 and output["progress"]["iteration_cap_reached"] and output["progress"]["pool_labelled"]
+    assert output["final"]["manifest_version"] == 4 and runs.active_run() is None
     sources = [
         json.loads(line)["bounding-box-metadata"]["label-source"]
-        for key in aws.keys(f"runs/{RUN_ID}/manifests/v0002/shard-")
+        for key in aws.keys(f"runs/{RUN_ID}/manifests/v0004/shard-")
         for line in aws.read_lines(key)
     ]
-    assert LabelSource.AUTO.value in sources and LabelSource.AUDIT.value in sources
+    assert LabelSource.AUTO.value in sources and LabelSource.AUDIT.value in sources and len(sources) == 80
+    assert [len(aws.tasks(0)), len(aws.tasks(1))] == [10, 20]
+    assert {task.purpose for task in aws.tasks(3)} == {HumanTaskPurpose.REMAINING}
+    report = aws.read_json(f"runs/{RUN_ID}/report/report.json")
+    assert report["finish"]["images_finished_by_people"] == len(aws.tasks(3)) and report["images_unlabelled"] == 0
     assert aws.read_json(f"runs/{RUN_ID}/report/report.json")["images_total"] == 80
     assert aws.keys(f"runs/{RUN_ID}/exports/coco/annotations.json")

@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 import requests
+from moto.core.config import default_user_config
 
 from boxloop.local.aws import LocalAws
 from tests.local import stand_in_lambda
@@ -66,3 +67,9 @@ def test_local_aws_serves_executes_and_restores_the_environment(monkeypatch: pyt
     assert os.environ["AWS_ACCESS_KEY_ID"] == "someone-elses"
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/moto-api/", timeout=2)
+
+
+def test_leaving_turns_state_machine_execution_back_off_for_the_rest_of_the_process() -> None:
+    with LocalAws():
+        assert default_user_config["stepfunctions"]["execute_state_machine"] is True
+    assert default_user_config["stepfunctions"]["execute_state_machine"] is False  # moto's default again

@@ -25,7 +25,10 @@ def resources(mocked_aws: None, role_arn: str) -> LocalResources:
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     boto3.client("dynamodb").create_table(
         TableName=RUNS_TABLE,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         BillingMode="PAY_PER_REQUEST",
     )
@@ -91,7 +94,9 @@ def _start_execution(resources: LocalResources) -> str:
 
 
 def test_a_batch_is_recorded_and_answered_in_a2i_format(resources: LocalResources) -> None:
-    config = LabelingConfig.model_validate({"classes": ["mug", "toy"], "qc": {"workers_per_image": 2}})
+    config = LabelingConfig.model_validate(
+        {"classes": ["mug", "toy"], "qc": {"workers_per_image": 2}, "workforce": {"kind": "simulated"}}
+    )
     _put_tasks(sorted(IMAGES))
     _start_execution(resources)
     driver = _driver(config, resources)
@@ -106,7 +111,9 @@ def test_a_batch_is_recorded_and_answered_in_a2i_format(resources: LocalResource
     keys = [item["Key"] for item in boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="a2i-output/")["Contents"]]
     assert len(keys) == 3
     pattern = rf"^a2i-output/{FLOW}/\d{{4}}/\d{{2}}/\d{{2}}/\d{{2}}/\d{{2}}/\d{{2}}/(i0000-[a-z0-9-]+)/output\.json$"
-    outputs = [parse_human_loop_output(boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()) for key in keys]
+    outputs = [
+        parse_human_loop_output(boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()) for key in keys
+    ]
     for key, output in zip(keys, outputs, strict=True):
         assert re.match(pattern, key).group(1) == output.humanLoopName
         assert len(output.humanAnswers) == 2

@@ -15,7 +15,6 @@ from moto.awslambda.models import lambda_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from boxloop.local import lambda_runtime
-
 from tests.local import stand_in_lambda
 
 

@@ -59,8 +59,10 @@ def test_a_nested_conflicting_invocation_fails_at_once() -> None:
 
     with environment.applied({"BOXLOOP_TEST_NAME": "outer"}, owner="outer"):
         started = time.monotonic()
-        with pytest.raises(EnvironmentConflictError, match=r"inner runs nested .*BOXLOOP_TEST_NAME"):
-            with environment.applied({"BOXLOOP_TEST_NAME": "inner"}, owner="inner"):
-                pass
+        with (
+            pytest.raises(EnvironmentConflictError, match=r"inner runs nested .*BOXLOOP_TEST_NAME"),
+            environment.applied({"BOXLOOP_TEST_NAME": "inner"}, owner="inner"),
+        ):
+            pass
 
     assert time.monotonic() - started < 1

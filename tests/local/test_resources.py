@@ -10,6 +10,7 @@ import pytest
 
 from boxloop.local.aws import LocalAws
 from boxloop.local.resources import HUMAN_REVIEW_CONSUMER_HANDLER, LocalResources, create_resources, synthesize_template
+from infra.state_names import HUMAN_STATES
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_every_task_target_exists_and_the_human_step_is_the_synthesized_queue_ta
         if state["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken":
             assert parameters["QueueUrl"] == resources.human_review_queue_url
             human_states.append(name)
-    assert sorted(human_states) == ["LabelInitialSampleByHumans", "LabelUncertainImagesByHumans"]
+    assert sorted(human_states) == sorted(HUMAN_STATES)
 
 
 def test_event_wiring_matches_the_template_except_the_consumer_mapping(

@@ -19,7 +19,10 @@ def _create(aws: LocalAws) -> None:
     aws.client("s3").create_bucket(Bucket=BUCKET)
     aws.client("dynamodb").create_table(
         TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         BillingMode="PAY_PER_REQUEST",
     )
@@ -31,7 +34,9 @@ def test_a_snapshot_restores_objects_and_items_into_a_fresh_aws(tmp_path: Path) 
         s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
         for number in range(30):
             s3.put_object(Bucket=BUCKET, Key=f"runs/r/{number}.json", Body=f"{number % 3}".encode())
-            dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "RUN#r"}, "sk": {"S": f"B{number}"}, "n": {"N": str(number)}})
+            dynamodb.put_item(
+                TableName=TABLE, Item={"pk": {"S": "RUN#r"}, "sk": {"S": f"B{number}"}, "n": {"N": str(number)}}
+            )
         first = save_snapshot(aws, tmp_path, "r", 1, 0, BUCKET, [TABLE])
         s3.put_object(Bucket=BUCKET, Key="runs/r/late.json", Body=b"late")
         second = save_snapshot(aws, tmp_path, "r", 2, 1, BUCKET, [TABLE])
@@ -77,9 +82,8 @@ def test_a_pause_waits_for_running_invocations_and_holds_new_ones() -> None:
 
     first = threading.Thread(target=running)
     first.start()
-    with pytest.raises(InvocationsBusyError):
-        with gate.paused(wait_seconds=0.1):
-            pass
+    with pytest.raises(InvocationsBusyError), gate.paused(wait_seconds=0.1):
+        pass
     threading.Timer(0.2, release.set).start()
     with gate.paused(wait_seconds=5):
         order.append("paused")

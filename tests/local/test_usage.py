@@ -58,11 +58,16 @@ def test_only_distributed_map_processors_are_children() -> None:
                 "ItemProcessor": {
                     "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
                     "States": {
-                        "RouteShard": {"Type": "Task", "Resource": f"arn:aws:lambda:us-east-1:1:function:{ROUTE_SHARD}"},
+                        "RouteShard": {
+                            "Type": "Task",
+                            "Resource": f"arn:aws:lambda:us-east-1:1:function:{ROUTE_SHARD}",
+                        },
                         "Invoke": {
                             "Type": "Task",
                             "Resource": "arn:aws:states:::lambda:invoke",
-                            "Parameters": {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:other:$LATEST"},
+                            "Parameters": {
+                                "FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:other:$LATEST"
+                            },
                         },
                         "Done": {"Type": "Succeed"},
                     },
@@ -128,7 +133,10 @@ def test_map_children_count_their_start_their_lambda_calls_and_their_other_state
                 "ItemProcessor": {
                     "ProcessorConfig": {"Mode": "DISTRIBUTED"},
                     "States": {
-                        "RouteShard": {"Type": "Task", "Resource": f"arn:aws:lambda:us-east-1:1:function:{ROUTE_SHARD}"},
+                        "RouteShard": {
+                            "Type": "Task",
+                            "Resource": f"arn:aws:lambda:us-east-1:1:function:{ROUTE_SHARD}",
+                        },
                         "Done": {"Type": "Succeed"},
                     },
                 },

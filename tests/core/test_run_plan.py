@@ -1,0 +1,61 @@
+"""The plan of a run without a configuration: one rule from images, budget and seconds per image."""
+
+import math
+
+import pytest
+
+from boxloop.config import LabelingConfig
+from boxloop.people_waves import unaided_task_seconds
+from boxloop.run_plan import MIN_OBJECTS_TO_LEARN, derived_fields, describe_plan, too_small_reason, validation_needed
+from boxloop.validation_split import validation_count
+
+
+def _config(**overrides) -> LabelingConfig:
+    return LabelingConfig.model_validate({"classes": ["a"], "human_budget_hours": 3.5, **overrides})
+
+
+def test_a_dense_corpus_gets_a_sample_that_fits_half_the_budget_not_the_demos_300_images():
+    config = _config(expected_objects_per_image=13)  # 84 s an image
+    fields = derived_fields(364, config)
+    planned = config.model_copy(update=fields)
+    sample_seconds = fields["initial_sample_size"] * unaided_task_seconds(config, [])
+    assert fields["auto_label"] and sample_seconds <= 0.5 * config.human_budget_seconds
+    assert validation_count(planned) >= config.quality.min_validation_images
+    assert validation_count(planned) == validation_needed(config)  # the smallest set that survives QC rejections
+
+
+def test_a_large_corpus_takes_a_tenth_as_its_sample_and_batches_share_what_is_left():
+    config = _config(human_budget_hours=100.0, max_iterations=4)
+    fields = derived_fields(10_000, config)
+    assert fields["initial_sample_size"] == 1000
+    per_image = unaided_task_seconds(config, [])
+    left = config.human_budget_seconds - 1000 * per_image
+    assert fields["human_batch_size"] == math.floor(left / 4 / (per_image / 2))
+
+
+def test_too_small_to_learn_is_said_and_people_label_everything_instead():
+    tiny = _config(human_budget_hours=0.2)
+    assert "initial sample of 68 images is needed" in too_small_reason(500, tiny)
+    fields = derived_fields(500, tiny)
+    assert fields == {"initial_sample_size": 500, "auto_label": False}
+    plan = describe_plan(500, tiny.model_copy(update=fields))
+    assert not plan.learns and any("too small to learn" in line for line in plan.lines())
+    assert any("nothing is auto-labelled" in line for line in plan.lines())
+    sparse = _config(human_budget_hours=50.0, expected_objects_per_image=1.0)
+    assert str(MIN_OBJECTS_TO_LEARN) in too_small_reason(400, sparse)  # half the corpus holds only 200 objects
+    assert too_small_reason(1000, sparse) is None
+
+
+def test_the_plan_says_images_hours_of_the_sample_and_what_is_left():
+    config = _config(initial_sample_size=100)
+    plan = describe_plan(400, config)
+    per_image = unaided_task_seconds(config, [])
+    assert plan.initial_sample_hours == pytest.approx(100 * per_image / 3600)
+    assert plan.hours_left_after_sample == pytest.approx(3.5 - 100 * per_image / 3600)
+    first, second = plan.lines()
+    assert first.startswith("plan: 400 images, budget 3.50 h") and "initial sample 100 images" in second
+
+
+def test_no_images_is_a_clear_error():
+    with pytest.raises(ValueError, match="no images"):
+        derived_fields(0, _config())
