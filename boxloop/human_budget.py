@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TypeVar
 
 import numpy as np
 
@@ -32,8 +31,6 @@ MIN_MEASURED_ANSWERS = 5
 
 CALIBRATION_WAVE_TASKS = 10
 """The most tasks a wave holds before ``MIN_MEASURED_ANSWERS`` answers are measured."""
-
-ItemT = TypeVar("ItemT")
 
 
 def measured_seconds_quantile(answer_seconds: Sequence[float]) -> float | None:
@@ -62,21 +59,6 @@ def wave_size(per_task_seconds: float, budget_seconds: float, available: int, me
         raise ValueError(f"per_task_seconds must be positive, got {per_task_seconds}")
     cap = available if measured_answers >= MIN_MEASURED_ANSWERS else min(available, CALIBRATION_WAVE_TASKS)
     return max(min(math.floor(budget_seconds / per_task_seconds), cap), 0)
-
-
-def take_wave(
-    items: Sequence[ItemT], cost: Callable[[ItemT], float], budget_seconds: float
-) -> tuple[list[ItemT], float]:
-    """The leading ``items`` whose summed ``cost`` fits ``budget_seconds``, and that sum (stops at the first misfit)."""
-    taken: list[ItemT] = []
-    spent = 0.0
-    for item in items:
-        seconds = cost(item)
-        if spent + seconds > budget_seconds:
-            break
-        taken.append(item)
-        spent += seconds
-    return taken, spent
 
 
 def overshoot_seconds(used_seconds: float, budget_seconds: float) -> float:

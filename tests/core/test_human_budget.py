@@ -15,7 +15,6 @@ from boxloop.human_budget import (
     MIN_MEASURED_ANSWERS,
     measured_seconds_quantile,
     overshoot_seconds,
-    take_wave,
     task_seconds_estimator,
     wave_budget,
     wave_size,
@@ -62,7 +61,7 @@ def test_a_task_costs_the_time_model_never_less_than_the_measured_quantile():
     assert task_seconds_estimator(80.0, prefilled=True)(1) == 80.0
 
 
-def test_wave_size_and_take_wave_stop_at_the_budget():
+def test_wave_size_stops_at_the_budget():
     assert wave_size(30.0, 100.0, 10, 5) == 3 and wave_size(30.0, 100.0, 2, 5) == 2 and wave_size(30.0, 10.0, 5, 5) == 0
     assert (
         wave_size(1.0, 1000.0, 50, 0) == CALIBRATION_WAVE_TASKS
@@ -70,7 +69,6 @@ def test_wave_size_and_take_wave_stop_at_the_budget():
     )
     with pytest.raises(ValueError, match="positive"):
         wave_size(0.0, 10.0, 1, 0)
-    assert take_wave([10, 20, 30, 5], float, 35.0) == ([10, 20], 30.0)
     assert overshoot_seconds(110.0, 100.0) == 10.0 and overshoot_seconds(90.0, 100.0) == 0.0
 
 
