@@ -29,10 +29,12 @@ def _small(policy, initial: int, batch: int):
     return policy.model_copy(update={"config": config})
 
 
-@pytest.fixture(scope="module")
-def jobs(tmp_path_factory: pytest.TempPathFactory) -> DetectorJobs:
+@pytest.fixture
+def jobs(tmp_path: Path) -> DetectorJobs:
+    """A fresh job cache per test: training is step-bounded, so equal inputs give equal model keys, and a shared
+    cache would let one test's predictions stand in for another's in whatever order the tests run."""
     settings = DetectorSettings(CLASSES, model="tiny", image_size=64, epochs=2, threads=1)
-    return DetectorJobs(tmp_path_factory.mktemp("jobs"), settings)
+    return DetectorJobs(tmp_path / "jobs", settings)
 
 
 def test_all_manual_labels_every_image_by_people(tiny_corpus: list[CorpusImage]) -> None:
