@@ -1,5 +1,8 @@
 """What boxloop costs on AWS, from measured figures and public us-east-1 prices (not a test).
 
+One script over 400 lines on purpose: each dated price sits beside the computation that uses it and the page it
+comes from, so a reader checks a figure in one place.
+
 Inputs (paths relative to the repository root):
 
 - ``--efficiency`` (default ``docs/benchmarks/efficiency.json``, where ``bench/efficiency.py`` writes it).

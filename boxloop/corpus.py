@@ -1,5 +1,9 @@
 """A synthetic "product photo" corpus cut from photos that ship inside installed packages.
 
+One module over 400 lines on purpose: the cut-outs, scenes and reference boxes are one generator whose
+reproducibility per seed depends on the order of its random draws; the profiles' specs live in
+``boxloop/corpus_profiles.py``.
+
 Six product classes are cut from real photos (no download needed):
 
 ===  ============  ==========================================================

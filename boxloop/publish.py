@@ -1,5 +1,8 @@
 """Immutable manifest versions: per-shard merges, an index with checksums, ``LATEST`` last.
 
+One module over 400 lines on purpose: spooling, merging, indexing and the ``LATEST`` pointer are the steps of
+one crash-safe publish whose invariants (precedence, checksums, write order) must be read together.
+
 A version lives under ``runs/<run-id>/manifests/v<NNNN>/`` as ``shard-<iiiii>.jsonl``
 files plus ``index.json`` (names and keys: ``boxloop.layout``). Images are partitioned by a hash of their id
 (``shard_for``) and each shard is sorted by image id, so shard *i* of a new

@@ -1,5 +1,8 @@
 """The labelling task table: the browser workforce's batches, tasks, leases and answers (DynamoDB).
 
+Just over 400 lines: every conditional write of the task table's item design is here, so the lease rules are
+checked against one schema.
+
 Items (``pk``/``sk``):
 
 - ``CURRENT``/``BATCH``: the batch waiting for people (``OpenBatch``). Written last when a batch is

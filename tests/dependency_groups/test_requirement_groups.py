@@ -58,16 +58,16 @@ def pins(requirements: Iterable[str]) -> dict[str, str]:
 
 def installed_by(extra: str) -> set[str]:
     """The extras that ``pip install boxloop[extra]`` installs, following self references."""
-    reached, todo = set(), [extra]
-    while todo:
-        current = todo.pop()
+    reached, pending = set(), [extra]
+    while pending:
+        current = pending.pop()
         if current in reached:
             continue
         reached.add(current)
         for requirement in groups()[current]:
             match = SELF_REFERENCE.match(requirement)
             if match:
-                todo.extend(match["extras"].split(","))
+                pending.extend(match["extras"].split(","))
     return reached
 
 
