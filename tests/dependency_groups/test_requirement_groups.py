@@ -108,9 +108,9 @@ def third_party_imports(paths: Iterable[str]) -> dict[str, set[str]]:
     """Top-level third-party module → the first-party modules importing it, over the import graph of ``paths``."""
     seen: set[str] = set()
     third_party: dict[str, set[str]] = {}
-    todo = list(source_modules(paths))
-    while todo:
-        module = todo.pop()
+    pending = list(source_modules(paths))
+    while pending:
+        module = pending.pop()
         file = module_file(module)
         if module in seen or file is None:
             continue
@@ -118,7 +118,7 @@ def third_party_imports(paths: Iterable[str]) -> dict[str, set[str]]:
         for name in imported_names(module, file):
             parts = name.split(".")
             if parts[0] in FIRST_PARTY:
-                todo.extend(".".join(parts[:depth]) for depth in range(1, len(parts) + 1))  # packages run __init__
+                pending.extend(".".join(parts[:depth]) for depth in range(1, len(parts) + 1))  # packages run __init__
             elif parts[0] not in sys.stdlib_module_names and parts[0] != "__future__":
                 third_party.setdefault(parts[0], set()).add(module)
     return third_party
