@@ -11,7 +11,8 @@ process, times one iteration of the core data path:
        selected images' human labels, merged shard by shard with version 0)
 
 and prints wall time, CPU time and peak memory (``ru_maxrss`` of that process), then the
-time ratio of the largest to the smallest N.
+time ratio of the largest to the smallest N; the figures, with date, machine and command, go to
+``docs/benchmarks/core-scale.json`` (``--json``).
 
     .venv/bin/python bench/core_scale.py              # N = 500k and 1M
     .venv/bin/python bench/core_scale.py --records 20000 40000
@@ -215,11 +216,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, nargs="+", default=[500_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=Path("docs/benchmarks/core-scale.json"), help="results file")
     parser.add_argument("--timed-folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.timed_folder is not None:
         print(json.dumps(run_iteration(args.timed_folder, args.seed)))
         return
+    # Imported here, not at the top: the timed child process must not load the harness's torch and matplotlib,
+    # whose memory would count in its peak RSS.
+    from simulation.bench_run import run_header, write_json
+
+    header = run_header("core-scale")
     results = {}
     for n_records in args.records:
         with tempfile.TemporaryDirectory(prefix="boxloop-core-scale-") as temp:
@@ -243,6 +250,8 @@ def main() -> None:
         smallest, largest = min(results), max(results)
         ratio = results[largest]["seconds"] / results[smallest]["seconds"]
         print(f"time ratio N={largest:,} / N={smallest:,} ({largest / smallest:g}x records): {ratio:.2f}x")
+    write_json(args.json, {**header, "results": {str(n): result for n, result in results.items()}})
+    print(f"results: {args.json}")
 
 
 if __name__ == "__main__":

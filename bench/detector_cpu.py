@@ -6,7 +6,7 @@ with SageMaker's environment variables, then evaluates the saved model on the
 held-out images: mAP@0.5, mean image IoU (all / easy / hard) and the Spearman
 correlation of candidate per-image confidence scores with the true image IoU.
 
-    .venv/bin/python bench/detector_cpu.py --work /tmp/detector-bench --epochs 20
+    .venv/bin/python bench/detector_cpu.py --work /tmp/detector-bench --epochs 20   # → docs/benchmarks/detector-cpu.json
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from scipy.stats import spearmanr
 from boxloop.corpus import CLASS_NAMES, CorpusSpec
 from boxloop.quality import image_miou
 from sagemaker_jobs.predictor import BatchPredictions
+from simulation.bench_run import run_header, write_json
 from simulation.corpus_images import CorpusImage, corpus_images
 from simulation.detector_jobs import DetectorSettings, manifest_lines, run_training_job
 from simulation.evaluation import HeldOutPredictions, labelled_images, predict_held_out, score_held_out
@@ -137,6 +138,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=Path("docs/benchmarks/detector-cpu.json"), help="results file")
     parser.add_argument("--skip-training", action="store_true", help="evaluate the model already in --work")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -146,13 +148,15 @@ def main() -> int:
     held_out = corpus(work / "corpus-held-out", args.held_out_images, seed=103)
     training_seconds = None if args.skip_training else run_training(work, train_images, validation_images, args)
     report = {
+        **run_header("detector-cpu"),
+        "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
         "training_job_seconds": training_seconds,
         "validation": json.loads((work / "output" / "metrics.json").read_text()),
         "held_out": evaluate_held_out(work / "model", held_out, args),
         "load_average_1min": os.getloadavg()[0],
     }
     print(json.dumps(report, indent=2))
-    (work / "report.json").write_text(json.dumps(report, indent=2))
+    write_json(args.json, report)
     return 0
 
 

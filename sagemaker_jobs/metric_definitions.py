@@ -8,6 +8,7 @@ job's ``MetricDefinitions``. A line looks like::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 METRIC_LINE_PREFIX = "boxloop_metric"
@@ -38,3 +39,25 @@ def format_metric_line(metrics: Mapping[str, float]) -> str:
         raise KeyError(f"undeclared metric names {unknown}; declare them in METRIC_NAMES")
     fields = " ".join(f"{name}={float(value):.6g};" for name, value in metrics.items())
     return f"{METRIC_LINE_PREFIX} {fields}"
+
+
+def format_planned_line(total_steps: int, steps_per_epoch: int, batch_size: int) -> str:
+    """The log line that states the steps a job plans before its first step (``training_progress`` reads it)."""
+    return f"planned {total_steps} steps ({steps_per_epoch} per epoch, batch {batch_size})"
+
+
+_PLANNED = re.compile(r"^planned (\d+) steps \(", re.MULTILINE)
+_STEPS = re.compile(rf"^{METRIC_LINE_PREFIX} .*?\bsteps={_NUMBER};", re.MULTILINE)
+
+
+def training_progress(log_text: str) -> tuple[int, int] | None:
+    """(steps done, steps planned) from a training job's log so far, or None before it has planned its steps.
+
+    Steps done are those of the last completed epoch line (0 before the first); what is left to train is known
+    from the steps, not from ``max_seconds``, which is only a safety stop.
+    """
+    planned = _PLANNED.search(log_text)
+    if planned is None:
+        return None
+    done = _STEPS.findall(log_text)
+    return (int(float(done[-1])) if done else 0), int(planned.group(1))

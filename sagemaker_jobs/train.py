@@ -25,7 +25,7 @@ import torch
 
 from sagemaker_jobs.data import LabelledImage, augment, manifest_files, normalise, preload, read_labelled_images
 from sagemaker_jobs.evaluation import evaluate, tune_score_threshold
-from sagemaker_jobs.metric_definitions import format_metric_line
+from sagemaker_jobs.metric_definitions import format_metric_line, format_planned_line
 from sagemaker_jobs.model import OUTPUT_STRIDE, DetectorConfig, build_detector, load_model, save_model
 from sagemaker_jobs.predictor import Predictor
 from sagemaker_jobs.serving_layout import write_serving_code
@@ -121,7 +121,7 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
     batch_size = min(hyperparameters.batch_size, len(train_images))
     steps_per_epoch = max(1, len(train_images) // batch_size)
     total_steps = planned_steps(len(train_images), batch_size, hyperparameters.epochs, hyperparameters.max_steps)
-    _log(f"planned {total_steps} steps ({steps_per_epoch} per epoch, batch {batch_size})")
+    _log(format_planned_line(total_steps, steps_per_epoch, batch_size))
     output_size = size // OUTPUT_STRIDE
     started = time.monotonic()
     step = 0
@@ -164,7 +164,7 @@ def train(environment: TrainingEnvironment) -> dict[str, float]:
                 max_seconds_hit = step < total_steps
                 break
         epoch += 1
-        _log(format_metric_line({"epoch": epoch, "train_loss": float(epoch_loss) / (batch_index + 1)}))
+        _log(format_metric_line({"epoch": epoch, "train_loss": float(epoch_loss) / (batch_index + 1), "steps": step}))
     if max_seconds_hit:
         _log(
             f"safety stop: max_seconds {hyperparameters.max_seconds:g} reached after {step} of {total_steps} planned "

@@ -109,7 +109,7 @@ class RunProgress:
         over iterations (a repeated iteration replaces its earlier figures).
         ``step_progress`` is (done, total) within the step, e.g. images
         inferred; ``step_eta_seconds`` is the time the step still needs as of
-        now, e.g. the training job's ``max_seconds`` when it starts. ``human_budget_seconds`` replaces the
+        now, e.g. the training job's steps still to train at its pace so far. ``human_budget_seconds`` replaces the
         budget given at the start, e.g. with the budget of the configuration the run uses once it is known.
         """
         with self._lock:

@@ -42,6 +42,7 @@ from infra.state_names import (
     TRAINING_STATES,
 )
 from lambdas.adapters.runs import human_batch
+from sagemaker_jobs.metric_definitions import training_progress
 
 HISTORY_EVENTS_PER_POLL = 40
 """Newest history events read per poll: enough to find the latest state and the iteration it carries."""
@@ -197,12 +198,20 @@ class RunWatcher:
         )
 
     def _show_training_eta(self) -> None:
+        """Steps trained of those planned (from the job's log) and the time the rest will take at this pace."""
         job = self._in_progress("training")
-        if job is None or "max_seconds" not in job.get("HyperParameters", {}):
+        log_dir = self._aws.sagemaker.code.log_dir
+        if job is None or log_dir is None:
             return
+        log_path = log_dir / f"{job['TrainingJobName']}.log"
+        progress = training_progress(log_path.read_text(errors="replace")) if log_path.exists() else None
+        if progress is None:
+            return
+        done, planned = progress
         started = job.get("TrainingStartTime") or job["CreationTime"]
         elapsed = (datetime.now(UTC) - started).total_seconds()
-        self._progress.update(step_eta_seconds=float(job["HyperParameters"]["max_seconds"]) - elapsed)
+        eta = elapsed / done * (planned - done) if done else None
+        self._progress.update(step_progress=(min(done, planned), planned), step_eta_seconds=eta)
 
     def _count(self, uri: str) -> int:
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from boxloop.manifest import ManifestError
-from sagemaker_jobs.metric_definitions import METRIC_DEFINITIONS
+from sagemaker_jobs.metric_definitions import METRIC_DEFINITIONS, training_progress
 from sagemaker_jobs.model import CLASS_MAP_FILE, CONFIG_FILE, WEIGHTS_FILE, DetectorConfig, load_model
 from sagemaker_jobs.settings import SettingsError, planned_steps, read_environment
 from sagemaker_jobs.train import train
@@ -45,6 +45,16 @@ def test_metrics_file_and_stdout_lines_parse_with_the_published_regexes(trained_
     assert parsed["train_loss"] > 0
     for name in ("val_map50", "val_miou"):
         assert parsed[name] == pytest.approx(metrics[name], abs=1e-5)
+
+
+def test_the_log_says_steps_done_of_those_planned_as_training_goes(trained_job: tuple[Path, str]) -> None:
+    _, stdout = trained_job
+    lines = stdout.splitlines(keepends=True)
+    planned_at = next(i for i, line in enumerate(lines) if line.startswith("planned "))
+    assert training_progress("".join(lines[:planned_at])) is None
+    assert training_progress("".join(lines[: planned_at + 1])) == (0, 9)  # 24 images in batches of 8, 3 epochs
+    assert training_progress("".join(lines[: planned_at + 2])) == (3, 9)  # after the first epoch
+    assert training_progress(stdout) == (9, 9)
 
 
 def _run_in_process(tmp_path: Path, labelled_sets: tuple[Path, Path], **environ: str) -> dict:

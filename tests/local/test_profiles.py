@@ -1,5 +1,6 @@
 """End to end on every corpus profile: ``boxloop run`` on a tiny corpus completes, labels each image at most once,
-accounts for every image and holds the human budget; the single-class run's exports and report work with one class.
+accounts for every image, holds the human budget and leaves no image unlabelled while budget remains; the
+single-class run's exports and report work with one class, and a second run of it gives the same labels.
 
 One run per profile (module fixture, parametrised): 30 generated images, the tiny detector, one trained
 iteration after the random initial sample, and a budget that binds on the dense profile.
@@ -34,7 +35,7 @@ CONFIG = {
     "min_images_to_start": N_IMAGES,
     "workforce": {"kind": "simulated", "batch_timeout_seconds": 600},
 }
-TRAINING = ["--detector", "tiny", "--epochs", "10", "--train-seconds", "300"]
+TRAINING = ["--detector", "tiny", "--epochs", "4", "--train-seconds", "300"]
 RUN_TIMEOUT = 1200
 
 
@@ -47,22 +48,26 @@ class ProfileRun:
     result: subprocess.CompletedProcess[str]
 
 
+def _run(corpus: Path, classes: tuple[str, ...], out: Path) -> subprocess.CompletedProcess[str]:
+    config = corpus.parent / "labeling.json"
+    config.write_text(json.dumps({**CONFIG, "classes": list(classes)}))
+    command = [
+        sys.executable, "-m", "boxloop.cli", "run", "--images", str(corpus / "images"),
+        "--truth", str(corpus / "truth.json"), "--config", str(config), "--out", str(out), *TRAINING,
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
 @pytest.fixture(scope="module", params=PROFILE_NAMES)
 def profile_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ProfileRun:
     profile = request.param
     root = tmp_path_factory.mktemp(f"profile-{profile}")
     spec = profile_spec(profile, N_IMAGES, seed=5)
     generate_corpus(spec, root / "corpus", workers=1)
-    truth_path = root / "corpus" / "truth.json"
-    config = root / "labeling.json"
-    config.write_text(json.dumps({**CONFIG, "classes": list(spec.class_names)}))
-    command = [
-        sys.executable, "-m", "boxloop.cli", "run", "--images", str(root / "corpus" / "images"),
-        "--truth", str(truth_path), "--config", str(config), "--out", str(root / "out"), *TRAINING,
-    ]  # fmt: skip
-    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    image_ids = frozenset(load_truth(truth_path, key="image_id"))
+    result = _run(root / "corpus", spec.class_names, root / "out")
+    image_ids = frozenset(load_truth(root / "corpus" / "truth.json", key="image_id"))
     return ProfileRun(profile, spec.class_names, image_ids, (root / "out" / "latest").resolve(), result)
 
 
@@ -89,6 +94,16 @@ def test_human_time_stays_within_the_budget(profile_run: ProfileRun) -> None:
 
 
 @pytest.mark.timeout(1500)
+def test_no_image_is_left_unlabelled_while_budget_remains(profile_run: ProfileRun) -> None:
+    report = _report(profile_run)
+    if report["images_unlabelled"]:
+        assert report["finish"]["unlabelled_reason"].startswith("the budget is spent"), report["finish"]
+    else:
+        assert report["finish"]["unlabelled_reason"] is None
+    assert report["finish"]["learning_stopped"], "max_iterations 1 stops learning before the pool is labelled"
+
+
+@pytest.mark.timeout(1500)
 def test_exports_and_report_carry_the_profiles_classes(profile_run: ProfileRun) -> None:
     records = list(read_manifest_file(profile_run.run_dir / "output.manifest", "bounding-box"))
     coco = COCO(str(profile_run.run_dir / "coco.json"))
@@ -98,3 +113,23 @@ def test_exports_and_report_carry_the_profiles_classes(profile_run: ProfileRun) 
     assert len(read_yolo(profile_run.run_dir / "yolo", sizes)) == len(records)
     assert len(read_voc(profile_run.run_dir / "voc", list(profile_run.classes))) == len(records)
     assert "<img" in (profile_run.run_dir / "report.html").read_text()
+
+
+def _labels(manifest: Path) -> list[dict]:
+    """The manifest's lines without what names the run rather than the label: when it was written and the job."""
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for line in lines:
+        for metadata in (value for key, value in line.items() if key.endswith("-metadata")):
+            del metadata["creation-date"], metadata["job-name"]
+    return lines
+
+
+@pytest.mark.timeout(1500)
+@pytest.mark.parametrize("profile_run", ["single-class"], indirect=True)  # one rerun: about a minute on 2 cores
+def test_a_second_run_on_the_same_inputs_gives_the_same_labels(profile_run: ProfileRun) -> None:
+    corpus = profile_run.run_dir.parent.parent / "corpus"
+    again = corpus.parent / "again"
+    _run(corpus, profile_run.classes, again)
+    first = _labels(profile_run.run_dir / "output.manifest")
+    assert first == _labels(again / "latest" / "output.manifest")
+    assert any(line["bounding-box-metadata"]["label-source"] == "human" for line in first)
