@@ -1,25 +1,39 @@
-"""Human hours and label quality of boxloop against a Ground Truth-style loop and all-manual labelling.
+"""Human hours and label quality of boxloop against a Ground Truth-style loop, an oracle and all-manual labelling,
+over seeds and corpus sizes, projected to 500,000 images.
 
-One generated corpus (default 4,000 images, half easy), the same detector (the real training script and
-pool predictor, at ``--image-size`` px on the CPU) and the same simulated workforce for every policy:
+For each corpus size (``--sizes``) and seed (``--seeds``): one generated corpus (``--corpus``: ``mixed``, the
+product-case mix of 40% studio shots, 40% lifestyle scenes and 20% cluttered/occluded/low-light images; ``dense``;
+``retail``; see ``simulation.corpus_images``), one detector (the real training script and pool predictor at
+``--image-size`` px on the CPU, step-bounded training) and one simulated workforce (``--anchoring``: share of
+pre-filled errors people keep; ``--prefill-factor``: their time adjusting boxes as a share of drawing) for every
+policy:
 
 - ``all-manual``: every image boxed by people from scratch (the time model, plus QC re-asks);
-- ``ground-truth-style``: 10% random initial sample, point-estimate threshold, the most uncertain images
-  in fixed batches, no audit slice, no gold, boxes drawn from scratch;
-- ``boxloop``: the loop's default configuration (lower-bound threshold at target 0.60, δ = 0.05,
-  uncertain × diverse batches with pre-filled boxes, audit slice, gold images);
-- ``boxloop-human-parity``: boxloop with ``quality.human_parity``.
+- ``ground-truth-style``: 10% random initial sample at every size, point-estimate threshold, the most uncertain
+  images in fixed batches, no audit slice, no gold, boxes drawn from scratch, batches sent whole;
+- ``boxloop``: what ``boxloop run`` does without a configuration (``boxloop.run_plan``'s sizes for the corpus and
+  ``--budget-hours``; lower-bound threshold at ``--target``; uncertain × diverse batches with pre-filled boxes;
+  audit slice; gold; budget waves; people finish the rest unaided);
+- ``oracle``: boxloop, but each iteration auto-labels the best images by true IoU that keep the mean at the target;
+- ``boxloop-human-parity`` (only with ``--policies``): boxloop with ``quality.human_parity``.
 
-Every loop gets the same iteration cap and training time per iteration; what a loop leaves unlabelled at
-the end is labelled by people in a final pass, so each figure is the cost of a fully labelled corpus.
-Prints a table, writes ``docs/benchmarks/efficiency.json`` (``--json``) and a plot.
+Whatever a loop leaves unlabelled at the end is labelled by people in a final pass, so each figure is the cost of a
+fully labelled corpus. Each (size, seed) run writes
+``<work>/parts/<corpus>-<size>-s<seed>-a<anchoring>-f<factor>.json`` and is skipped when that file exists, so the
+benchmark can run in parts; the summary reads every part of the corpus at ``--prefill-factor`` (``--summarize``
+only reads). Prints Markdown tables; writes ``--json`` and ``--plot``. On 2 cores a part takes roughly 25–60,
+40–100 and 65–175 minutes at 2,000, 4,000 and 8,000 images (training steps and pool inference dominate), so run
+one size per command, in the background:
 
-    .venv/bin/python bench/efficiency.py                      # defaults: 4,000 images, about 25 min
-    .venv/bin/python bench/efficiency.py --images 1000 --max-iterations 2 --epochs 6
+    .venv/bin/python bench/efficiency.py --sizes 2000 --seeds 5 --generate-size 8000 --parts-only
+    .venv/bin/python bench/efficiency.py --sizes 2000 --seeds 5 --anchoring 0 --policies boxloop,oracle --parts-only
+    .venv/bin/python bench/efficiency.py --summarize                 # tables, JSON and plot from the parts
 """
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from pathlib import Path
 
@@ -28,143 +42,235 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from boxloop.corpus import CorpusSpec
 from boxloop.workforce import SimulatedWorkforce
-from simulation.bench_run import (
-    CLASSES,
-    benchmark_parser,
-    detector_settings,
-    run_header,
-    save_figure,
-    say,
-    write_json,
-)
-from simulation.corpus_images import corpus_images
+from simulation.bench_run import benchmark_parser, detector_settings, run_header, save_figure, say, write_json
+from simulation.corpus_images import CORPUS_NAMES, corpus_classes, named_corpus
 from simulation.detector_jobs import DetectorJobs
-from simulation.loop import PolicyResult, all_manual, run_policy
+from simulation.efficiency_summary import (
+    PROJECTION_BUDGET_HOURS,
+    PROJECTION_IMAGES,
+    summarize,
+    tables,
+)
+from simulation.loop import all_manual, run_policy
 from simulation.policy import (
+    Policy,
     all_manual_policy,
     boxloop_policy,
+    ground_truth_initial_sample,
     ground_truth_style_policy,
     human_parity_policy,
+    oracle_policy,
     with_target,
+    with_workforce,
 )
 
-GOAL_HOURS_RATIO = 0.5
-"""boxloop's human hours ≤ this × the Ground Truth-style policy's, at equal or better auto-label quality."""
+DEFAULT_POLICIES = ("all-manual", "ground-truth-style", "boxloop", "oracle")
+POLICY_NAMES = (*DEFAULT_POLICIES, "boxloop-human-parity")
+
+PROJECTION_METHOD = (
+    "Projection: per policy and seed, from the largest size run. Measured there and held fixed: hours per "
+    "initial-sample image, and hours per image of the rest of the corpus (the auto-labelled share of the "
+    "post-initial pool and people's seconds per image there, re-asks, audits, gold and final pass included). "
+    "Grows with the corpus: the initial sample by each policy's rule (Ground Truth-style 10% of the corpus; boxloop "
+    "and oracle boxloop.run_plan's rule under the budget; all-manual none). Uncertainty: the range over seeds. "
+    "The linear fit a + b·N over all sizes and seeds is shown as a check. Pre-fill sensitivity re-prices the "
+    "recorded answers (same answers, pre-filled seconds × new factor ÷ run factor), exact while the budget did not "
+    "bind; anchoring sensitivity compares separate runs."
+)
 
 
-def _figure(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+def _list(text: str, kind: type) -> list:
+    return [kind(item) for item in text.split(",") if item.strip()]
 
 
-def table(results: list[PolicyResult]) -> str:
-    """The figures as a Markdown table."""
-    rows = [
-        "| policy | human hours | human images | auto-labelled | auto-label mIoU | human-label mIoU "
-        "| trained iterations | final pass | stop |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in results:
-        rows.append(
-            f"| {r.name} | {r.human_hours:.2f} | {r.human_images:,} | {r.auto_images:,} ({100 * r.auto_share:.1f}%) "
-            f"| {_figure(r.auto_miou)} | {_figure(r.human_miou)} | {r.trained_iterations} | {r.final_pass_images:,} "
-            f"| {r.stop_reason} |"
-        )
-    return "\n".join(rows)
-
-
-def verdict(results: dict[str, PolicyResult]) -> str:
-    """The goal line: met or missed, with the measured ratio and qualities."""
-    ours, theirs = results["boxloop"], results["ground-truth-style"]
-    ratio = ours.human_hours / theirs.human_hours
-    quality_ok = (ours.auto_miou or 0.0) >= (theirs.auto_miou or 0.0) or theirs.auto_images == 0
-    met = ratio <= GOAL_HOURS_RATIO and quality_ok
-    return (
-        f"goal (boxloop hours ≤ {GOAL_HOURS_RATIO} × Ground Truth-style, auto-label mIoU ≥ theirs): "
-        f"{'MET' if met else 'MISSED'} — hours ratio {ratio:.2f}, auto-label mIoU {_figure(ours.auto_miou)} "
-        f"vs {_figure(theirs.auto_miou)}"
+def policies_for(args, n_images: int, classes: tuple[str, ...], seed: int) -> list[Policy]:
+    """The chosen policies for one corpus, with the run's target, budget, anchoring and pre-fill factor."""
+    budget = {"human_budget_hours": args.budget_hours}
+    ours = with_target(
+        boxloop_policy(classes, args.max_iterations, seed, n_images=n_images, **budget, **args.boxloop_override),
+        args.target,
     )
+    built = {
+        "all-manual": all_manual_policy(classes, seed),
+        "ground-truth-style": with_target(
+            ground_truth_style_policy(classes, n_images, args.max_iterations, seed, **budget), args.target
+        ),
+        "boxloop": ours,
+        "oracle": oracle_policy(ours),
+        "boxloop-human-parity": human_parity_policy(classes, args.max_iterations, seed),
+    }
+    return [with_workforce(built[name], args.anchoring, args.prefill_factor) for name in args.policies]
 
 
-def plot(results: list[PolicyResult], target: float, path: Path) -> None:
-    """Human hours and auto-label quality per policy, side by side."""
-    names = [r.name for r in results]
-    figure, (hours_axis, quality_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    hours_axis.bar(names, [r.human_hours for r in results], color="#4c72b0")
-    hours_axis.set_ylabel("human hours for the whole corpus")
-    hours_axis.tick_params(axis="x", rotation=20)
-    for index, r in enumerate(results):
-        hours_axis.annotate(f"{r.human_hours:.1f} h", (index, r.human_hours), ha="center", va="bottom")
-    quality = [r.auto_miou or 0.0 for r in results]
-    quality_axis.bar(names, quality, color="#55a868", label="auto-labels")
-    quality_axis.plot(names, [r.human_miou or 0.0 for r in results], "o", color="#c44e52", label="human labels")
-    quality_axis.axhline(target, linestyle="--", color="grey", label=f"target {target:.2f}")
-    quality_axis.set_ylim(0, 1)
-    quality_axis.set_ylabel("realised mean image IoU vs truth")
-    quality_axis.tick_params(axis="x", rotation=20)
-    quality_axis.legend(loc="lower right")
+def part_path(args, size: int, seed: int) -> Path:
+    """Where one (size, seed) run of the policies is kept."""
+    return args.work / "parts" / f"{args.corpus}-{size}-s{seed}-a{args.anchoring:g}-f{args.prefill_factor:g}.json"
+
+
+def part_settings(args) -> dict:
+    """What a part's figures depend on besides its corpus, size, seed, anchoring and pre-fill factor (and which
+    policies it ran: an anchoring run may leave out the unaided ones, which the summary takes from the main run)."""
+    return {
+        "target": args.target,
+        "max_iterations": args.max_iterations,
+        "epochs": args.epochs,
+        "budget_hours": args.budget_hours,
+        "detector": args.detector,
+        "image_size": args.image_size,
+        "boxloop_override": args.boxloop_override,
+    }
+
+
+def run_part(args, size: int, seed: int) -> dict:
+    """Every policy on one corpus of ``size`` images for ``seed``; the part file's document."""
+    images = named_corpus(args.work / "corpora", args.corpus, size, seed, args.generate_size or max(args.sizes))
+    classes = corpus_classes(args.corpus)
+    jobs = DetectorJobs(args.work / "jobs", detector_settings(args, epochs=args.epochs, seed=seed, classes=classes))
+    truth = {image.image_id: list(image.truth) for image in images}
+    results = []
+    for policy in policies_for(args, size, classes, seed):
+        say(f"{args.corpus} {size} seed {seed}: {policy.name}: {policy.summary}")
+        workforce = SimulatedWorkforce.from_config(truth, policy.config)
+        if policy.name == "all-manual":
+            results.append(all_manual(images, workforce, policy))
+        else:
+            results.append(run_policy(policy, images, jobs, workforce, progress=say))
+    kinds = sorted({image.difficulty for image in images})
+    return {
+        **run_header("efficiency-part"),
+        "corpus": args.corpus,
+        "size": size,
+        "seed": seed,
+        "anchoring": args.anchoring,
+        "prefill_factor": args.prefill_factor,
+        "settings": part_settings(args),
+        "policy_names": list(args.policies),
+        "kinds": {kind: sum(image.difficulty == kind for image in images) for kind in kinds},
+        "policies": [r.model_dump(mode="json") for r in results],
+    }
+
+
+def load_parts(args) -> list[dict]:
+    """Every part of ``--corpus`` at ``--prefill-factor`` under ``--work``; ValueError when one was run with other
+    settings (another target, detector, …): such parts belong in another ``--work``."""
+    parts = []
+    for path in sorted((args.work / "parts").glob(f"{args.corpus}-*.json")):
+        part = json.loads(path.read_text())
+        if not math.isclose(part["prefill_factor"], args.prefill_factor):
+            continue
+        if part["settings"] != part_settings(args):
+            raise ValueError(f"{path} was run with {part['settings']}, not {part_settings(args)}: use another --work")
+        parts.append(part)
+    return parts
+
+
+def representative_run(parts: list[dict], anchoring: float) -> dict:
+    """``corpus`` and ``policies`` of the run at the largest size and first seed (the figures ``bench/cost.py``
+    prices, scaled to its own corpus size)."""
+    main = [part for part in parts if math.isclose(part["anchoring"], anchoring)]
+    part = max(main, key=lambda p: (p["size"], -p["seed"]))
+    return {
+        "corpus": {"images": part["size"], "name": part["corpus"], "seed": part["seed"], "kinds": part["kinds"]},
+        "policies": part["policies"],
+    }
+
+
+def initial_rules(args, classes: tuple[str, ...]) -> dict:
+    """Each policy's initial sample for a corpus of n images (what the projection grows)."""
+
+    def boxloop_rule(n_images: int) -> int:
+        budget = {"human_budget_hours": args.budget_hours}
+        return boxloop_policy(classes, args.max_iterations, 0, n_images=n_images, **budget).config.initial_sample_size
+
+    return {
+        "all-manual": lambda n_images: 0,
+        "ground-truth-style": ground_truth_initial_sample,
+        "boxloop": boxloop_rule,
+        "oracle": boxloop_rule,
+        "boxloop-human-parity": lambda n_images: 300,
+    }
+
+
+def plot(summary: dict, policies: list[str], path: Path) -> None:
+    """Human hours against corpus size per policy (mean, with the seeds' range as error bars)."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    sizes = sorted(summary["sizes"], key=int)
+    for name in policies:
+        stats = [summary["sizes"][s]["policies"][name]["human_hours"] for s in sizes]
+        means = [s["mean"] for s in stats]
+        errors = [
+            [m - s["min"] for m, s in zip(means, stats, strict=True)],
+            [s["max"] - m for m, s in zip(means, stats, strict=True)],
+        ]
+        axis.errorbar([int(s) for s in sizes], means, yerr=errors, marker="o", capsize=4, label=name)
+    axis.set_xlabel("images in the corpus")
+    axis.set_ylabel("human hours for the whole corpus")
+    axis.legend()
     save_figure(figure, path)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = benchmark_parser(__doc__, "efficiency")
-    parser.add_argument("--images", type=int, default=4000)
-    parser.add_argument("--easy-share", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0, help="corpus, sampling and workforce seed")
+    parser.add_argument("--corpus", choices=CORPUS_NAMES, default="mixed")
+    parser.add_argument("--sizes", type=lambda text: _list(text, int), default=[2000, 4000, 8000])
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 … N-1 (corpus, sampling, workforce)")
+    parser.add_argument(
+        "--generate-size", type=int, help="generate each seed's corpus at this size (default: the largest of --sizes)"
+    )
     parser.add_argument("--max-iterations", type=int, default=3, help="trained iterations per loop")
     parser.add_argument("--epochs", type=int, default=15, help="training epochs per iteration (steps follow the data)")
     parser.add_argument("--target", type=float, default=0.6, help="quality target of boxloop and Ground Truth-style")
+    parser.add_argument("--budget-hours", type=float, default=100.0, help="the human budget of every loop")
+    parser.add_argument("--anchoring", type=float, default=0.3, help="share of pre-filled errors people keep")
+    parser.add_argument("--prefill-factor", type=float, default=0.5, help="adjusting time ÷ drawing time")
+    parser.add_argument("--policies", type=lambda text: _list(text, str), default=list(DEFAULT_POLICIES))
+    parser.add_argument("--boxloop-override", type=json.loads, default={}, help="JSON config fields (ablations)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--parts-only", action="store_true", help="run the missing parts, print no summary")
+    mode.add_argument("--summarize", action="store_true", help="only read the parts and print the summary")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.policies) - set(POLICY_NAMES))
+    if unknown:
+        parser.error(f"unknown policies {unknown}; choose from {', '.join(POLICY_NAMES)}")
 
+    if not args.summarize:
+        for size in args.sizes:
+            for seed in range(args.seeds):
+                path = part_path(args, size, seed)
+                if path.exists():
+                    say(f"{path} exists: skipped")
+                    continue
+                write_json(path, run_part(args, size, seed))
+                say(f"wrote {path}")
+    if args.parts_only:
+        return 0
+    parts = load_parts(args)
+    summary = summarize(parts, args.policies, args.anchoring, initial_rules(args, corpus_classes(args.corpus)))
     header = run_header("efficiency")
-    spec = CorpusSpec(n_images=args.images, easy_share=args.easy_share, seed=args.seed)
-    images = corpus_images(args.work / f"corpus-{args.images}-e{args.easy_share:g}-s{args.seed}", spec)
-    settings = detector_settings(args, epochs=args.epochs, seed=args.seed)
-    jobs = DetectorJobs(args.work, settings)
-    policies = [
-        all_manual_policy(CLASSES, args.seed),
-        with_target(boxloop_policy(CLASSES, args.max_iterations, args.seed), args.target),
-        human_parity_policy(CLASSES, args.max_iterations, args.seed),
-        with_target(ground_truth_style_policy(CLASSES, len(images), args.max_iterations, args.seed), args.target),
-    ]
-    results: list[PolicyResult] = []
-    for policy in policies:
-        workforce = SimulatedWorkforce.from_config({i.image_id: list(i.truth) for i in images}, policy.config)
-        say(f"running {policy.name}: {policy.summary}")
-        if policy.name == "all-manual":
-            results.append(all_manual(images, workforce, policy))
-        else:
-            results.append(run_policy(policy, images, jobs, workforce, progress=say))
-    by_name = {r.name: r for r in results}
-    document = {
-        **header,
-        "corpus": {
-            "images": len(images),
-            "easy_share": args.easy_share,
-            "seed": args.seed,
-            "image_size": spec.image_size,
+    write_json(
+        args.json,
+        {
+            **header,
+            "corpus": args.corpus,
+            "prefill_factor": args.prefill_factor,
+            "settings": part_settings(args),
+            "projection_method": PROJECTION_METHOD,
+            "projection_images": PROJECTION_IMAGES,
+            "projection_budget_hours": PROJECTION_BUDGET_HOURS,
+            "parts": [
+                {key: part[key] for key in ("corpus", "size", "seed", "anchoring", "date", "machine", "kinds")}
+                for part in parts
+            ],
+            "summary": summary,
+            **representative_run(parts, args.anchoring),
         },
-        "detector": {
-            "model": settings.model,
-            "image_size": settings.image_size,
-            "epochs_per_iteration": settings.epochs,
-            "device": "cpu",
-            "threads": settings.threads,
-        },
-        "max_trained_iterations": args.max_iterations,
-        "target": args.target,
-        "verdict": verdict(by_name),
-        "policies": [r.model_dump(mode="json") for r in results],
-    }
-    write_json(args.json, document)
-    plot(results, policies[1].config.quality.target_miou, args.plot)
-    print(f"{header['date']} · {header['machine']}")
-    print(table(results))
-    print(verdict(by_name))
-    for r in results:
-        for it in r.iterations:
-            print(f"  {r.name} iteration {it.iteration}: {it.statement}")
+    )
+    plot(summary, args.policies, args.plot)
+    print(f"{header['date']} · {header['machine']} · corpus {args.corpus} · {len(parts)} parts")
+    print(tables(summary, args.policies))
+    print()
+    print(PROJECTION_METHOD)
     print(f"results: {args.json}; plot: {args.plot}")
     return 0
 

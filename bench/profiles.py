@@ -83,6 +83,11 @@ def run_profile(work: Path, profile: str, n_images: int, seed: int, quick: bool)
         "stated_bound": report["auto_miou_lower_bound"],
         "realised_miou": report["auto_miou_true"],
         "statement": report["statement"],
+        "learning_stopped": report["finish"]["learning_stopped"],
+        "unlabelled_reason": report["finish"]["unlabelled_reason"],
+        "training_safety_stops": sum(
+            "safety stop:" in log.read_text(errors="replace") for log in (out_dir / "job-logs").glob("*-train.log")
+        ),
     }
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from boxloop.labeling_time import PREFILLED_FACTOR
 from boxloop.manifest import ManifestError, check_attribute_name
 
 
@@ -86,6 +87,10 @@ class WorkforceConfig(BaseModel):
     batch_timeout_seconds: int = Field(default=86400, ge=60, le=365 * 86400)
     simulated_error_rate: float = Field(default=0.08, ge=0.0, le=1.0)
     simulated_workers: int = Field(default=5, ge=1, le=1000)
+    simulated_anchoring: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Share of the model's pre-filled errors a simulated person keeps (``boxloop.workforce``); 0: none."""
+    simulated_prefill_factor: float = Field(default=PREFILLED_FACTOR, gt=0.0, le=1.0)
+    """Simulated people's seconds with pre-filled boxes as a share of drawing them (``boxloop.labeling_time``)."""
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
 
 

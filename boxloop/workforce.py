@@ -10,6 +10,12 @@ so errors split between boundary and missed in the same 62:23 proportion. Correc
 pixel or so of hand jitter. Time spent is ``labeling_time.expected_label_seconds``
 times lognormal noise with mean 1.
 
+Anchoring: a person adjusting pre-filled boxes keeps a share ``anchoring`` of the model's errors. Each true
+object matched by a pre-filled box (one-to-one, IoU at least ``ANCHOR_MATCH_IOU``) gets the pre-filled box
+instead of the person's own with probability ``anchoring``; each pre-filled box matching no true object (a false
+positive) is kept with probability ``anchoring``; true objects the model missed are the person's own. These draws
+come from their own random stream, so ``anchoring`` 0 (the default) gives exactly the boxes drawn without pre-fill.
+
 Truth is keyed by whatever string the caller uses to name images; the local run
 keys it by image id (the SHA-256 of the image's bytes, see
 ``corpus.load_truth(path, key="image_id")``) because tasks carry image ids.
@@ -24,10 +30,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field
+from scipy.optimize import linear_sum_assignment
 
 from boxloop.config import LabelingConfig
-from boxloop.labeling_time import expected_label_seconds
+from boxloop.labeling_time import PREFILLED_FACTOR, expected_label_seconds
 from boxloop.models import Box
+from boxloop.quality import boxes_to_xyxy, iou_matrix
 
 ERROR_KIND_SHARES: dict[str, float] = {"boundary": 0.62, "missed": 0.23, "wrong_class": 0.15}
 """Ground Truth's observed mix of erroneous objects."""
@@ -37,6 +45,12 @@ BOUNDARY_SHIFT_RANGE = (0.08, 0.30)
 
 HAND_JITTER_FRACTION = 0.01
 """A correct box's edges move by about this fraction of its side (at least half a pixel)."""
+
+ANCHOR_MATCH_IOU = 0.5
+"""A pre-filled box stands for a true object when their IoU is at least this (the PASCAL VOC detection rule)."""
+
+ANCHORING_STREAM = 1
+"""Extra seed word of the anchoring draws' random stream (kept apart from the boxes' and times' draws)."""
 
 
 class WorkerAnswer(BaseModel):
@@ -58,6 +72,11 @@ def error_kind_shares(n_classes: int) -> dict[str, float]:
 
 def _key_number(image_key: str) -> int:
     return int.from_bytes(hashlib.sha256(image_key.encode("utf-8")).digest()[:8], "big")
+
+
+def _plain(box: Box) -> Box:
+    """A pre-filled box as a person's answer holds it (a scored box loses its score)."""
+    return Box(**box.model_dump(include=set(Box.model_fields)))
 
 
 def _moved(box: Box, moves: np.ndarray, width: int, height: int) -> Box:
@@ -87,14 +106,21 @@ class SimulatedWorkforce:
         seed: int = 0,
         skill_spread: float = 0.35,
         time_spread: float = 0.3,
+        anchoring: float = 0.0,
+        prefill_factor: float = PREFILLED_FACTOR,
     ) -> None:
         """``truth`` maps image key to reference boxes; class ids must be below ``n_classes``.
 
         ``skill_spread`` and ``time_spread`` are the lognormal sigmas of the
-        per-worker error multiplier and of the per-answer time noise.
+        per-worker error multiplier and of the per-answer time noise; ``anchoring`` the share of
+        pre-filled errors people keep; ``prefill_factor`` their time with pre-filled boxes as a share of drawing.
         """
         if not 0.0 <= error_rate <= 1.0:
             raise ValueError(f"error_rate must be in [0, 1], got {error_rate}")
+        if not 0.0 <= anchoring <= 1.0:
+            raise ValueError(f"anchoring must be in [0, 1], got {anchoring}")
+        if not 0.0 < prefill_factor <= 1.0:
+            raise ValueError(f"prefill_factor must be in (0, 1], got {prefill_factor}")
         if n_workers < 1:
             raise ValueError(f"n_workers must be at least 1, got {n_workers}")
         if n_classes < 1:
@@ -111,6 +137,8 @@ class SimulatedWorkforce:
         self._error_rate = error_rate
         self._seed = seed
         self._time_spread = time_spread
+        self.anchoring = anchoring
+        self.prefill_factor = prefill_factor
         skills = np.random.default_rng([seed, n_workers]).lognormal(0.0, skill_spread, size=n_workers)
         self.worker_ids = [f"sim-worker-{number:02d}" for number in range(1, n_workers + 1)]
         self.worker_skill = dict(zip(self.worker_ids, (skills / skills.mean()).tolist(), strict=True))
@@ -125,7 +153,31 @@ class SimulatedWorkforce:
             error_rate=config.workforce.simulated_error_rate,
             n_workers=config.workforce.simulated_workers,
             seed=config.workforce.seed,
+            anchoring=config.workforce.simulated_anchoring,
+            prefill_factor=config.workforce.simulated_prefill_factor,
         )
+
+    def _anchored(
+        self, truth: list[Box], own: dict[int, Box], prefill: list[Box], rng: np.random.Generator
+    ) -> list[Box]:
+        """The answer when the person keeps each pre-filled error with probability ``anchoring``.
+
+        ``own`` maps the index of each true box the person drew (their misses left out) to their box.
+        """
+        ious = iou_matrix(boxes_to_xyxy(truth), boxes_to_xyxy(prefill))
+        rows, columns = linear_sum_assignment(ious, maximize=True) if ious.size else ([], [])
+        match = {int(r): int(c) for r, c in zip(rows, columns, strict=True) if ious[r, c] >= ANCHOR_MATCH_IOU}
+        keep = rng.random(len(truth)) < self.anchoring
+        keep_false_positive = rng.random(len(prefill)) < self.anchoring
+        boxes: list[Box] = []
+        for index in range(len(truth)):
+            if index in match and keep[index]:
+                boxes.append(_plain(prefill[match[index]]))
+            elif index in own:
+                boxes.append(own[index])
+        matched = set(match.values())
+        kept = [_plain(box) for index, box in enumerate(prefill) if index not in matched and keep_false_positive[index]]
+        return boxes + kept
 
     def worker_for(self, image_key: str, attempt: int = 0) -> str:
         """The worker who answers ``attempt`` for an image; attempts go to different workers."""
@@ -142,8 +194,9 @@ class SimulatedWorkforce:
     ) -> WorkerAnswer:
         """One worker's answer for an image of ``width`` × ``height`` pixels.
 
-        ``prefill`` (the model's boxes) only shortens the time: adjusting is faster
-        than drawing. ``cluttered`` defaults to "more than one true object".
+        ``prefill`` (the model's boxes) shortens the time (adjusting is faster than drawing) and, with
+        ``anchoring`` above 0, leaves some of the model's errors in the answer (module docstring).
+        ``cluttered`` defaults to "more than one true object".
         ``attempt`` numbers repeated asks for the same image (consensus, re-queues).
         """
         if image_key not in self._truth:
@@ -153,8 +206,8 @@ class SimulatedWorkforce:
         rng = np.random.default_rng([self._seed, _key_number(image_key), attempt])
         error_probability = min(1.0, self._error_rate * self.worker_skill[worker_id])
         kinds = list(self._error_kinds)
-        boxes: list[Box] = []
-        for true_box in truth:
+        own: dict[int, Box] = {}
+        for index, true_box in enumerate(truth):
             erroneous = rng.random() < error_probability
             kind = kinds[rng.choice(len(kinds), p=list(self._error_kinds.values()))]
             if erroneous and kind == "missed":
@@ -168,8 +221,15 @@ class SimulatedWorkforce:
             if erroneous and kind == "wrong_class":
                 wrong_class = (true_box.class_id + int(rng.integers(1, self._n_classes))) % self._n_classes
                 box = box.model_copy(update={"class_id": wrong_class})
-            boxes.append(box)
+            own[index] = box
         is_cluttered = len(truth) > 1 if cluttered is None else cluttered
-        expected = expected_label_seconds(n_objects=len(truth), prefilled=bool(prefill), cluttered=is_cluttered)
+        expected = expected_label_seconds(
+            n_objects=len(truth), prefilled=bool(prefill), cluttered=is_cluttered, prefill_factor=self.prefill_factor
+        )
         noise = rng.lognormal(-(self._time_spread**2) / 2, self._time_spread)
+        if prefill and self.anchoring > 0.0:
+            anchored = np.random.default_rng([self._seed, _key_number(image_key), attempt, ANCHORING_STREAM])
+            boxes = self._anchored(truth, own, list(prefill), anchored)
+        else:
+            boxes = list(own.values())
         return WorkerAnswer(worker_id=worker_id, boxes=boxes, time_spent_seconds=round(float(expected * noise), 2))

@@ -71,10 +71,12 @@ def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for training and inference")
 
 
-def detector_settings(args: argparse.Namespace, *, epochs: int, seed: int) -> DetectorSettings:
-    """The training settings of ``add_detector_arguments``' options with this job's epochs and seed."""
+def detector_settings(
+    args: argparse.Namespace, *, epochs: int, seed: int, classes: tuple[str, ...] = CLASSES
+) -> DetectorSettings:
+    """The training settings of ``add_detector_arguments``' options with this job's epochs, seed and classes."""
     return DetectorSettings(
-        CLASSES,
+        classes,
         model=args.detector,
         image_size=args.image_size,
         threads=args.threads,

@@ -2,9 +2,12 @@
 container contract (a subprocess with ``SM_*`` variables, as the local run and SageMaker start it) and the
 batched predictor that pool inference uses.
 
-A job's inputs decide its output, so both are memoised within one process: two policies that train on the
-same labels with the same warm start (e.g. the first iteration of two policies that differ only in their
-quality target) share the model and its predictions, and the time is counted once, for the first.
+A job's inputs decide its output (training is step-bounded), so both are memoised within one process: two
+policies that train on the same labels with the same warm start (e.g. the first iteration of two policies that
+differ only in their quality target) share the model and its predictions, and the time is counted once, for the
+first. A finished job found on disk under the work folder (its ``metrics.json`` and measured seconds are there) is
+not trained again in a later process; the run counts the seconds it took then, so a benchmark run in parts, or
+resumed after a crash, gives the same figures without retraining.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from sagemaker_jobs.predictor import Predictor, predict_records
 from simulation.corpus_images import CorpusImage
 
 LABEL_ATTRIBUTE = "bounding-box"
+SECONDS_FILE = "seconds.json"
+"""Beside a finished job: how long it took (written after ``output/metrics.json``, so its presence means done)."""
 
 
 @dataclass(frozen=True)
@@ -156,14 +161,19 @@ class DetectorJobs:
             cached = self._models[key]
             return TrainedModel(cached.key, cached.model_dir, 0.0, cached.train_images, reused=True)
         job_dir = self.work_dir / "training-jobs" / key
-        seconds = run_training_job(
-            job_dir,
-            train_lines,
-            validation_lines,
-            {**hyperparameters, "model_version": key},
-            self.settings.threads,
-            warm_start.model_dir if warm_start else None,
-        )
+        finished = job_dir / SECONDS_FILE
+        if finished.exists() and (job_dir / "output" / "metrics.json").exists():
+            seconds = float(json.loads(finished.read_text())["seconds"])
+        else:
+            seconds = run_training_job(
+                job_dir,
+                train_lines,
+                validation_lines,
+                {**hyperparameters, "model_version": key},
+                self.settings.threads,
+                warm_start.model_dir if warm_start else None,
+            )
+            finished.write_text(json.dumps({"seconds": seconds}))
         model = TrainedModel(key, job_dir / "model", seconds, len(train_lines))
         self._models[key] = model
         return model

@@ -1,46 +1,51 @@
 """One labelling policy run over a corpus in one process: the state machine's steps in order.
 
-Iteration 0 labels the random initial sample (``SelectInitialSample``) and splits it
-(``SplitTrainValidation``); each trained iteration runs ``TrainDetector``, ``RunPoolInference`` over the
-unlabelled and validation images, ``ComputeThreshold`` (``boxloop.threshold_step``), ``RouteImages``
-(``boxloop.selection.route_for_iteration``), ``SelectImagesForHumans`` (``plan_human_tasks``) and the human step (simulated workforce + the answer
-Lambda's QC rules, re-asked up to ``MAX_ATTEMPTS`` times when rejected); the loop stops like ``Done?``: pool
-labelled, budget spent, iteration cap, or no progress.
+Iteration 0 labels the random initial sample (``SelectWaveForPeople``'s budget waves) and splits it
+(``SplitTrainValidation``: an exact validation count); each trained iteration runs ``TrainDetector``,
+``RunPoolInference`` over the unlabelled and validation images, ``ComputeThreshold`` (``boxloop.threshold_step``),
+``RouteImages`` (``boxloop.selection.route_for_iteration``), ``SelectImagesForHumans`` (``plan_human_tasks`` within
+``boxloop.human_budget.wave_budget``) and the human step (simulated workforce + the answer Lambda's QC rules,
+re-asked up to ``MAX_ATTEMPTS`` times when rejected); the loop stops learning like ``IsLabellingDone``: pool
+labelled, budget spent, iteration cap, or no progress. Then, as the product does, people finish the unlabelled
+images unaided in budget waves (``simulation.people.finish_with_people``) for policies with budget waves.
 
-To compare policies on the cost of a *fully* labelled corpus, whatever the loop leaves unlabelled at the
-end goes to people in a final pass (with the last model's boxes pre-filled when the policy pre-fills),
-charged like any other task; the result says how many images that was.
+To compare policies on the cost of a *fully* labelled corpus, whatever is still unlabelled at the end goes to
+people in a final pass (with the last model's boxes pre-filled when the policy pre-fills), charged like any other
+task; the result says how many images that was.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from boxloop.human_budget import measured_seconds_quantile, wave_budget
 from boxloop.human_tasks import observed_seconds_per_answer, plan_human_tasks
-from boxloop.initial_sample import random_sample
 from boxloop.models import Box, HumanTaskPurpose, LabelRecord, LabelSource, Prediction
-from boxloop.qc import check_rules
 from boxloop.quality import image_miou
-from boxloop.selection import route_for_iteration
+from boxloop.selection import Candidate, route_for_iteration
 from boxloop.threshold_step import measure_validation, threshold_step
-from boxloop.validation_split import is_validation
 from boxloop.workforce import SimulatedWorkforce
 from simulation.corpus_images import CorpusImage
 from simulation.detector_jobs import DetectorJobs, TrainedModel
-from simulation.policy import Policy, threshold_rule
+from simulation.oracle import oracle_auto, plain_boxes
+from simulation.people import Assigned, Humans, RunState, final_pass, finish_with_people, label_initial_sample
+from simulation.policy import Policy, Thresholding, threshold_rule
 
-MAX_ATTEMPTS = 3
-"""Asks per image before a rejected image goes back to the pool (each ask is charged)."""
-
-FINAL_PASS_ROUNDS = 10
-"""Rounds of ``MAX_ATTEMPTS`` asks the final pass makes before it gives up on an image with an error."""
+__all__ = [
+    "Humans",
+    "IterationResult",
+    "PolicyResult",
+    "RunState",
+    "all_manual",
+    "label_initial_sample",
+    "plain_boxes",
+    "run_policy",
+]
 
 
 class IterationResult(BaseModel):
@@ -67,12 +72,18 @@ class IterationResult(BaseModel):
 
 
 class PolicyResult(BaseModel):
-    """A policy's totals over the whole corpus (final pass included) and its iterations."""
+    """A policy's totals over the whole corpus (finishing waves and final pass included) and its iterations."""
 
     name: str
     summary: str
     images: int
     human_hours: float
+    initial_sample_hours: float
+    """Hours people spent on the initial sample (its waves)."""
+    prefilled_hours: float
+    """Hours of answers given with pre-filled boxes (another pre-fill factor re-prices these alone)."""
+    prefill_factor: float
+    anchoring: float
     human_images: int
     auto_images: int
     auto_share: float
@@ -80,7 +91,10 @@ class PolicyResult(BaseModel):
     human_miou: float | None
     trained_iterations: int
     initial_sample_images: int
+    validation_images: int
+    finished_by_people: int
     final_pass_images: int
+    budget_hours: float
     stop_reason: str
     wall_seconds: float
     iterations: list[IterationResult]
@@ -88,104 +102,16 @@ class PolicyResult(BaseModel):
     """The final label of every image (not written to result files)."""
 
 
-@dataclass
-class Assigned:
-    """An image's label in a run and where it came from."""
-
-    source: LabelSource
-    boxes: list[Box]
-
-
-@dataclass
-class RunState:
-    """Labels, validation labels, human seconds and gold scores of a run so far."""
-
-    labels: dict[str, Assigned] = field(default_factory=dict)
-    validation: dict[str, list[Box]] = field(default_factory=dict)
-    seconds: float = 0.0
-    answers: int = 0
-    gold_scores: list[float] = field(default_factory=list)
-    used_gold: set[str] = field(default_factory=set)
-
-    def unlabelled(self, images: Sequence[CorpusImage]) -> list[CorpusImage]:
-        """The images with neither a label nor a validation label yet."""
-        return [i for i in images if i.image_id not in self.labels and i.image_id not in self.validation]
-
-
 def _mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if len(values) else None
-
-
-def plain_boxes(prediction: Prediction) -> list[Box]:
-    """A prediction's boxes without their scores, as a label holds them."""
-    return [Box(**box.model_dump(include=set(Box.model_fields))) for box in prediction.boxes]
-
-
-class Humans:
-    """The simulated workforce behind the answer Lambda's QC; every ask is charged."""
-
-    def __init__(self, workforce: SimulatedWorkforce, policy: Policy, state: RunState) -> None:
-        self.workforce = workforce
-        self.config = policy.config
-        self.state = state
-        self.asks: Counter[str] = Counter()
-
-    def label(self, image: CorpusImage, prefill: Sequence[Box] | None) -> list[Box] | None:
-        """An accepted answer, or None when ``MAX_ATTEMPTS`` answers all broke a QC rule.
-
-        Every ask of an image goes to the next worker (a gold image is not answered by whoever labelled it).
-        """
-        for _ in range(MAX_ATTEMPTS):
-            attempt = self.asks[image.image_id]
-            self.asks[image.image_id] += 1
-            answer = self.workforce.answer(image.image_id, image.width, image.height, prefill=prefill, attempt=attempt)
-            self.state.seconds += answer.time_spent_seconds
-            self.state.answers += 1
-            if not check_rules(answer.boxes, image.width, image.height, len(self.config.classes), self.config.qc):
-                return answer.boxes
-        return None
-
-    def label_until_accepted(self, image: CorpusImage, prefill: Sequence[Box] | None) -> list[Box]:
-        """An accepted answer, asking up to ``FINAL_PASS_ROUNDS`` rounds; RuntimeError naming the image after that."""
-        for _ in range(FINAL_PASS_ROUNDS):
-            boxes = self.label(image, prefill)
-            if boxes is not None:
-                return boxes
-        raise RuntimeError(f"no answer for image {image.path} passed QC in {FINAL_PASS_ROUNDS * MAX_ATTEMPTS} asks")
 
 
 def all_manual(images: Sequence[CorpusImage], workforce: SimulatedWorkforce, policy: Policy) -> PolicyResult:
     """Every image labelled by people from scratch, with the same QC and re-asks."""
     started = time.monotonic()
     state = RunState()
-    humans = Humans(workforce, policy, state)
-    for image in images:
-        state.labels[image.image_id] = Assigned(LabelSource.HUMAN, humans.label_until_accepted(image, None))
-    return _totals(policy, images, state, [], 0, len(images), "all labelled by people", time.monotonic() - started)
-
-
-def initial_sample(images: Sequence[CorpusImage], policy: Policy) -> list[CorpusImage]:
-    """``SelectInitialSample``'s keyed-random sample of the pool."""
-    by_id = {image.image_id: image for image in images}
-    records = random_sample(
-        [[image.record() for image in images]], policy.config.initial_sample_size, policy.config.seed
-    )
-    return [by_id[record.image_id] for record in records]
-
-
-def label_initial_sample(images: Sequence[CorpusImage], policy: Policy, humans: Humans) -> list[CorpusImage]:
-    """Iteration 0: people label the random initial sample, split into training labels and validation."""
-    config = policy.config
-    first = initial_sample(images, policy)
-    for image in first:
-        boxes = humans.label(image, prefill=None)
-        if boxes is None:
-            continue
-        if is_validation(image.image_id, config.seed, config.validation_share):
-            humans.state.validation[image.image_id] = boxes
-        else:
-            humans.state.labels[image.image_id] = Assigned(LabelSource.HUMAN, boxes)
-    return first
+    final_pass(images, {}, Humans(workforce, policy, state))
+    return _totals(policy, workforce, images, state, [], (0, 0, len(images)), 0.0, "all labelled by people", started)
 
 
 def run_policy(
@@ -201,22 +127,23 @@ def run_policy(
     by_id = {image.image_id: image for image in images}
     state = RunState()
     humans = Humans(workforce, policy, state)
-    budget = config.human_budget_seconds
     first = label_initial_sample(images, policy, humans)
+    initial_seconds = state.seconds
     progress(f"{policy.name}: initial sample of {len(first)} labelled, {state.seconds / 3600:.2f} h")
 
     results: list[IterationResult] = []
     model: TrainedModel | None = None
     predictions: dict[str, Prediction] = {}
-    stop_reason = "iteration cap"
-    for iteration in range(1, config.max_iterations + 1):
-        unlabelled = state.unlabelled(images)
-        if not unlabelled:
+    stop_reason = "iteration cap" if config.auto_label else "too small to learn (auto_label false)"
+    sample_sent = all(image.image_id in humans.asks for image in first)
+    for iteration in range(1, config.max_iterations + 1 if config.auto_label else 1):
+        if not state.unlabelled(images):
             stop_reason = "pool labelled"
             break
-        if state.seconds >= budget:
+        if state.seconds >= config.human_budget_seconds or not sample_sent:
             stop_reason = "budget spent"
             break
+        unlabelled = state.unlabelled(images)
         result, model, predictions = _iteration(iteration, policy, unlabelled, by_id, state, humans, jobs, model)
         results.append(result)
         progress(
@@ -230,13 +157,36 @@ def run_policy(
         if not state.unlabelled(images):
             stop_reason = "pool labelled"
 
+    finished = 0
+    if policy.budget_waves and stop_reason not in {"pool labelled", "budget spent"}:
+        finished = finish_with_people(images, policy, humans)
     left = state.unlabelled(images)
-    for image in left:
-        prediction = predictions.get(image.image_id)
-        prefill = plain_boxes(prediction) if policy.prefilled_tasks and prediction is not None else None
-        state.labels[image.image_id] = Assigned(LabelSource.HUMAN, humans.label_until_accepted(image, prefill))
-    progress(f"{policy.name}: final pass over {len(left)} images, {state.seconds / 3600:.2f} h in all")
-    return _totals(policy, images, state, results, len(first), len(left), stop_reason, time.monotonic() - started)
+    prefills = {i.image_id: plain_boxes(predictions[i.image_id]) for i in left if i.image_id in predictions}
+    final_pass(left, prefills if policy.prefilled_tasks else {}, humans)
+    progress(
+        f"{policy.name}: {finished} finished by people, final pass over {len(left)} images, "
+        f"{state.seconds / 3600:.2f} h in all"
+    )
+    counts = (len(first), finished, len(left))
+    return _totals(policy, workforce, images, state, results, counts, initial_seconds, stop_reason, started)
+
+
+def _route(
+    policy: Policy,
+    unlabelled: list[CorpusImage],
+    predictions: dict[str, Prediction],
+    threshold: float | None,
+    iteration: int,
+) -> tuple[list[Prediction], list[Candidate], list[Candidate], float | None]:
+    """The iteration's auto-labels, uncertain candidates and audit candidates (the oracle's from true quality)."""
+    pool = [predictions[image.image_id] for image in unlabelled]
+    if policy.thresholding != Thresholding.ORACLE:
+        routing = route_for_iteration(pool, threshold, (), policy.config, iteration)
+        return routing.auto, routing.candidates, routing.audit_candidates, None
+    truth = {image.image_id: image.truth for image in unlabelled}
+    auto, mean = oracle_auto(pool, truth, policy.config.quality.target_miou)
+    routing = route_for_iteration(pool, None, {p.image_id for p in auto}, policy.config, iteration)
+    return auto, routing.candidates, [], mean
 
 
 def _iteration(
@@ -267,11 +217,9 @@ def _iteration(
         rule=threshold_rule(policy.thresholding, config.quality),
     )
     decision = threshold.decision
-
-    routing = route_for_iteration(
-        (predictions[image.image_id] for image in unlabelled), decision.threshold, (), config, iteration
+    routed_auto, candidates, audit_candidates, oracle_mean = _route(
+        policy, unlabelled, predictions, decision.threshold, iteration
     )
-    candidates = routing.candidates
     if not policy.diverse_selection:  # without embeddings the batch is simply the most uncertain images
         candidates = [candidate.model_copy(update={"embedding": []}) for candidate in candidates]
 
@@ -295,19 +243,15 @@ def _iteration(
         ]
 
     remaining = max(config.human_budget_seconds - state.seconds, 0.0)
-    observed = observed_seconds_per_answer(state.seconds, state.answers)
+    if policy.budget_waves:
+        budget, observed = wave_budget(remaining, state.answers), measured_seconds_quantile(state.answer_seconds)
+    else:
+        budget, observed = remaining, observed_seconds_per_answer(state.seconds, state.answers)
     tasks, _ = plan_human_tasks(
-        [candidates],
-        [routing.audit_candidates],
-        gold_pool,
-        config,
-        iteration,
-        remaining,
-        observed,
-        policy.prefilled_tasks,
+        [candidates], [audit_candidates], gold_pool, config, iteration, budget, observed, policy.prefilled_tasks
     )
     human_ids = {task.image_id for task in tasks if task.purpose != HumanTaskPurpose.GOLD}
-    auto = [prediction for prediction in routing.auto if prediction.image_id not in human_ids]
+    auto = [prediction for prediction in routed_auto if prediction.image_id not in human_ids]
     for prediction in auto:
         state.labels[prediction.image_id] = Assigned(LabelSource.AUTO, plain_boxes(prediction))
     seconds_before = state.seconds
@@ -328,6 +272,9 @@ def _iteration(
             labelled += 1
     count = {purpose: sum(task.purpose == purpose for task in tasks) for purpose in HumanTaskPurpose}
     auto_quality = [image_miou(plain_boxes(p), by_id[p.image_id].truth) for p in auto]
+    statement = decision.statement
+    if oracle_mean is not None:
+        statement = f"oracle: the {len(routed_auto)} best pool images by true IoU (mean {oracle_mean:.3f})"
     result = IterationResult(
         iteration=iteration,
         train_images=len(train),
@@ -336,9 +283,9 @@ def _iteration(
         inference_images=inferred,
         inference_seconds=inference_seconds,
         target=decision.target,
-        threshold=decision.threshold,
-        lower_bound=decision.lower_bound,
-        statement=decision.statement,
+        threshold=decision.threshold if oracle_mean is None else None,
+        lower_bound=decision.lower_bound if policy.thresholding != Thresholding.ORACLE else None,
+        statement=statement,
         validation_miou=threshold.validation_miou,
         auto_images=len(auto),
         auto_miou=_mean(auto_quality),
@@ -353,24 +300,31 @@ def _iteration(
 
 def _totals(
     policy: Policy,
+    workforce: SimulatedWorkforce,
     images: Sequence[CorpusImage],
     state: RunState,
     iterations: list[IterationResult],
-    initial: int,
-    final_pass: int,
+    counts: tuple[int, int, int],
+    initial_seconds: float,
     stop_reason: str,
-    wall_seconds: float,
+    started: float,
 ) -> PolicyResult:
+    """The result; ``counts`` are the initial sample, the images finished by people and the final pass."""
     truth = {image.image_id: image.truth for image in images}
     labels = dict(state.labels)
     labels |= {image_id: Assigned(LabelSource.HUMAN, boxes) for image_id, boxes in state.validation.items()}
     auto = [image_miou(label.boxes, truth[i]) for i, label in labels.items() if label.source == LabelSource.AUTO]
     human = [image_miou(label.boxes, truth[i]) for i, label in labels.items() if label.source != LabelSource.AUTO]
+    initial, finished, final = counts
     return PolicyResult(
         name=policy.name,
         summary=policy.summary,
         images=len(images),
         human_hours=state.seconds / 3600.0,
+        initial_sample_hours=initial_seconds / 3600.0,
+        prefilled_hours=state.prefilled_seconds / 3600.0,
+        prefill_factor=workforce.prefill_factor,
+        anchoring=workforce.anchoring,
         human_images=len(human),
         auto_images=len(auto),
         auto_share=len(auto) / len(images),
@@ -378,9 +332,12 @@ def _totals(
         human_miou=_mean(human),
         trained_iterations=len(iterations),
         initial_sample_images=initial,
-        final_pass_images=final_pass,
+        validation_images=len(state.validation),
+        finished_by_people=finished,
+        final_pass_images=final,
+        budget_hours=policy.config.human_budget_hours,
         stop_reason=stop_reason,
-        wall_seconds=wall_seconds,
+        wall_seconds=time.monotonic() - started,
         iterations=iterations,
         labels={image_id: label.boxes for image_id, label in labels.items()},
     )

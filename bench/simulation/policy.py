@@ -1,8 +1,9 @@
-"""Labelling policies to compare: boxloop with its defaults, and a Ground Truth-style baseline.
+"""Labelling policies to compare: boxloop with its defaults, a Ground Truth-style baseline and an oracle.
 
 A policy is a real ``LabelingConfig`` plus the few choices where Ground Truth's automated labelling works
 differently from boxloop: how the threshold is chosen, whether the human batch is picked for diversity,
-and whether human tasks show the model's boxes.
+whether human tasks show the model's boxes, and whether people's batches are budget waves. The oracle is
+boxloop except that it knows each image's true quality (``Thresholding.ORACLE``, see ``simulation.oracle``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from enum import Enum
 from pydantic import BaseModel, ConfigDict
 
 from boxloop.config import HumanParity, LabelingConfig, QualityConfig
+from boxloop.run_plan import derived_fields
 from boxloop.threshold import ThresholdDecision, choose_threshold
 from boxloop.threshold_step import ThresholdRule, guaranteed_threshold
 
@@ -25,6 +27,8 @@ class Thresholding(str, Enum):
 
     LOWER_BOUND = "lower-bound"
     POINT_ESTIMATE = "point-estimate"
+    ORACLE = "oracle"
+    """Not a threshold: the best images by true IoU whose mean stays at the target (``simulation.oracle``)."""
 
 
 class Policy(BaseModel):
@@ -38,6 +42,8 @@ class Policy(BaseModel):
     thresholding: Thresholding = Thresholding.LOWER_BOUND
     diverse_selection: bool = True
     prefilled_tasks: bool = True
+    budget_waves: bool = True
+    """People's batches are sized to the budget left, as the product issues them (``boxloop.human_budget``)."""
 
 
 def point_estimate_threshold(
@@ -75,7 +81,8 @@ def point_estimate_threshold(
 def threshold_rule(thresholding: Thresholding, quality: QualityConfig) -> ThresholdRule:
     """The rule ``thresholding`` names, with the configuration's delta and minimum count (and bound).
 
-    ``LOWER_BOUND`` is the rule ComputeThreshold uses (``boxloop.threshold_step.guaranteed_threshold``).
+    ``LOWER_BOUND`` is the rule ComputeThreshold uses (``boxloop.threshold_step.guaranteed_threshold``); the
+    oracle records it too (its auto-labels are chosen by true quality instead).
     """
     if thresholding == Thresholding.POINT_ESTIMATE:
 
@@ -102,13 +109,45 @@ def _config(classes: Sequence[str], max_iterations: int, seed: int, **overrides:
     )
 
 
-def boxloop_policy(classes: Sequence[str], max_iterations: int, seed: int = 0) -> Policy:
-    """boxloop with its default configuration (except the iteration cap)."""
+def boxloop_policy(
+    classes: Sequence[str],
+    max_iterations: int,
+    seed: int = 0,
+    n_images: int | None = None,
+    **overrides: object,
+) -> Policy:
+    """boxloop with its default configuration (except the iteration cap).
+
+    With ``n_images``, the sizes ``boxloop run`` derives for a corpus without a configuration
+    (``boxloop.run_plan.derived_fields``: initial sample, validation share, batch size under the budget);
+    ``overrides`` (e.g. ``human_budget_hours``, or an ablation's ``human_batch_size``) are set before the
+    derivation, and win over it.
+    """
+    config = _config(classes, max_iterations, seed, **overrides)
+    if n_images is not None:
+        derived = {key: value for key, value in derived_fields(n_images, config).items() if key not in overrides}
+        config = config.model_validate(config.model_dump() | derived)
     return Policy(
         name="boxloop",
-        summary="defaults: 300 random images first, lower-bound threshold, uncertain × diverse batches "
-        "with pre-filled boxes, audit slice and gold images",
-        config=_config(classes, max_iterations, seed),
+        summary=(
+            f"boxloop run's sizes for {n_images:,} images: {config.initial_sample_size} random images first"
+            if n_images is not None
+            else "defaults: 300 random images first"
+        )
+        + ", lower-bound threshold, uncertain × diverse batches with pre-filled boxes, audit slice and gold images",
+        config=config,
+    )
+
+
+def oracle_policy(boxloop: Policy) -> Policy:
+    """``boxloop`` whose auto-labels are the best images by true IoU that keep their mean at the target."""
+    return boxloop.model_copy(
+        update={
+            "name": "oracle",
+            "summary": "boxloop's samples and batches; auto-labels the best images by their true IoU while their "
+            "mean stays at the target (knows the truth)",
+            "thresholding": Thresholding.ORACLE,
+        }
     )
 
 
@@ -127,11 +166,14 @@ def human_parity_policy(classes: Sequence[str], max_iterations: int, seed: int =
     )
 
 
-def ground_truth_style_policy(classes: Sequence[str], n_images: int, max_iterations: int, seed: int = 0) -> Policy:
+def ground_truth_style_policy(
+    classes: Sequence[str], n_images: int, max_iterations: int, seed: int = 0, **overrides: object
+) -> Policy:
     """Ground Truth's automated labelling as the issue describes it, on the same detector and workforce.
 
-    10% random initial sample, a point-estimate threshold, the most uncertain images in fixed batches
-    (no diversity), no audit slice, no gold images, and tasks drawn from scratch (no pre-filled boxes).
+    10% random initial sample at every corpus size, a point-estimate threshold, the most uncertain images in
+    fixed batches (no diversity), no audit slice, no gold images, tasks drawn from scratch (no pre-filled
+    boxes), and batches sent whole (no budget waves). ``overrides`` set other fields (e.g. the budget).
     """
     return Policy(
         name="ground-truth-style",
@@ -141,14 +183,21 @@ def ground_truth_style_policy(classes: Sequence[str], n_images: int, max_iterati
             classes,
             max_iterations,
             seed,
-            initial_sample_size=max(10, round(GROUND_TRUTH_INITIAL_SHARE * n_images)),
+            initial_sample_size=ground_truth_initial_sample(n_images),
             audit_size=0,
             qc={"gold_share": 0.0},
+            **overrides,
         ),
         thresholding=Thresholding.POINT_ESTIMATE,
         diverse_selection=False,
         prefilled_tasks=False,
+        budget_waves=False,
     )
+
+
+def ground_truth_initial_sample(n_images: int) -> int:
+    """The Ground Truth-style initial sample at every corpus size: 10% of it (at least 10 images)."""
+    return max(10, round(GROUND_TRUTH_INITIAL_SHARE * n_images))
 
 
 def all_manual_policy(classes: Sequence[str], seed: int = 0) -> Policy:
@@ -159,6 +208,16 @@ def all_manual_policy(classes: Sequence[str], seed: int = 0) -> Policy:
         config=_config(classes, 1, seed),
         prefilled_tasks=False,
     )
+
+
+def with_workforce(policy: Policy, anchoring: float, prefill_factor: float) -> Policy:
+    """``policy`` whose simulated people keep ``anchoring`` of pre-filled errors and adjust in ``prefill_factor``
+    of the drawing time."""
+    workforce = policy.config.workforce.model_copy(
+        update={"simulated_anchoring": anchoring, "simulated_prefill_factor": prefill_factor}
+    )
+    config = LabelingConfig.model_validate(policy.config.model_copy(update={"workforce": workforce}).model_dump())
+    return policy.model_copy(update={"config": config})
 
 
 def with_target(policy: Policy, target: float) -> Policy:

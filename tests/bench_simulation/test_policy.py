@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from boxloop.run_plan import derived_fields
 from boxloop.threshold import choose_threshold
 from simulation.bench_run import CLASSES
 from simulation.policy import (
     Thresholding,
     boxloop_policy,
     ground_truth_style_policy,
+    oracle_policy,
     point_estimate_threshold,
     threshold_rule,
+    with_workforce,
 )
 
 
@@ -61,3 +64,24 @@ def test_threshold_rule_dispatches_on_the_rule() -> None:
     point = threshold_rule(Thresholding.POINT_ESTIMATE, quality)(confidences, qualities, 0.7)
     assert bound.lower_bound is not None and point.lower_bound is None
     assert point.threshold <= bound.threshold
+
+
+@pytest.mark.parametrize("n_images", [300, 2000, 4000, 8000, 500_000])
+def test_the_ground_truth_style_initial_sample_is_ten_percent_at_every_size(n_images: int) -> None:
+    policy = ground_truth_style_policy(CLASSES, n_images=n_images, max_iterations=3)
+    assert policy.config.initial_sample_size == n_images // 10
+    assert not policy.budget_waves and not policy.prefilled_tasks
+
+
+def test_boxloop_takes_boxloop_runs_sizes_for_the_corpus_and_overrides_win() -> None:
+    config = boxloop_policy(CLASSES, max_iterations=3, n_images=8000).config
+    assert config.initial_sample_size == derived_fields(8000, boxloop_policy(CLASSES, 3).config)["initial_sample_size"]
+    assert boxloop_policy(CLASSES, 3, n_images=500_000).config.initial_sample_size < 50_000  # half the budget's worth
+    assert boxloop_policy(CLASSES, 3, n_images=8000, human_batch_size=200).config.human_batch_size == 200
+    oracle = oracle_policy(boxloop_policy(CLASSES, 3, n_images=8000))
+    assert oracle.thresholding == Thresholding.ORACLE and oracle.config == config
+
+
+def test_with_workforce_sets_the_simulated_people() -> None:
+    policy = with_workforce(boxloop_policy(CLASSES, 1), anchoring=0.3, prefill_factor=0.8)
+    assert (policy.config.workforce.simulated_anchoring, policy.config.workforce.simulated_prefill_factor) == (0.3, 0.8)

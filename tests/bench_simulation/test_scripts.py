@@ -24,17 +24,47 @@ def _outputs(folder: Path, name: str) -> list[str]:
     return ["--json", str(folder / f"{name}.json"), "--plot", str(folder / "plot.png")]
 
 
-def test_efficiency_compares_the_four_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+TINY_LOOP = ["--max-iterations", "1", "--epochs", "1", "--boxloop-override"]
+TINY_BOXLOOP = (
+    '{"initial_sample_size": 24, "human_batch_size": 8, "auto_label": true, "quality": {"min_validation_images": 5}}'
+)
+
+
+def test_efficiency_compares_the_policies_per_size_and_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     efficiency = _script("efficiency")
-    argv = ["--work", str(tmp_path), "--images", "40", "--max-iterations", "1", "--epochs", "1"]
+    argv = ["--work", str(tmp_path), "--sizes", "40", "--seeds", "1", *TINY_LOOP, TINY_BOXLOOP]
     assert efficiency.main([*argv, *_outputs(tmp_path, "efficiency"), *TINY_DETECTOR]) == 0
+    part = json.loads((tmp_path / "parts" / "mixed-40-s0-a0.3-f0.5.json").read_text())
+    names = [policy["name"] for policy in part["policies"]]
+    assert names == ["all-manual", "ground-truth-style", "boxloop", "oracle"]
+    assert all(p["human_images"] + p["auto_images"] == 40 for p in part["policies"])
+    assert part["kinds"] == {"cluttered": 8, "lifestyle": 16, "studio": 16}
     document = json.loads((tmp_path / "efficiency.json").read_text())
-    names = [policy["name"] for policy in document["policies"]]
-    assert names == ["all-manual", "boxloop", "boxloop-human-parity", "ground-truth-style"]
-    assert all(p["human_images"] + p["auto_images"] == 40 for p in document["policies"])
+    assert document["summary"]["sizes"]["40"]["policies"]["boxloop"]["seeds"] == 1
     assert (tmp_path / "plot.png").stat().st_size > 0
     printed = capsys.readouterr().out
-    assert "| ground-truth-style |" in printed and "goal (boxloop hours" in printed
+    assert "| 40 | ground-truth-style | 1 |" in printed and "Projection: per policy and seed" in printed
+
+
+def test_efficiency_reuses_part_files_and_summarizes_without_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    efficiency = _script("efficiency")
+    argv = ["--work", str(tmp_path), "--sizes", "10,20", "--seeds", "1", "--policies", "all-manual"]
+    assert efficiency.main([*argv, "--corpus", "retail", "--parts-only", *TINY_DETECTOR]) == 0
+    assert len(list((tmp_path / "parts").glob("retail-*.json"))) == 2
+    assert len(list((tmp_path / "corpora").iterdir())) == 1  # the 10-image corpus is a prefix of the 20-image one
+    assert capsys.readouterr().out == ""
+
+    def no_more_runs(*args, **kwargs):
+        raise AssertionError("a part that exists was run again")
+
+    monkeypatch.setattr(efficiency, "run_part", no_more_runs)
+    argv += ["--corpus", "retail", *TINY_DETECTOR]
+    assert efficiency.main([*argv, *_outputs(tmp_path, "efficiency")]) == 0
+    assert "| 20 | all-manual | 1 |" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="use another --work"):
+        efficiency.main([*argv, "--summarize", "--target", "0.7", *_outputs(tmp_path, "e")])
 
 
 def test_guarantee_counts_failures_per_target_and_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

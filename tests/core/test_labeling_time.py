@@ -28,3 +28,11 @@ def test_time_grows_with_objects_and_clutter():
 def test_negative_object_count_is_rejected():
     with pytest.raises(ValueError, match="n_objects"):
         expected_label_seconds(-1, prefilled=False, cluttered=False)
+
+
+def test_the_prefill_factor_is_a_parameter():
+    drawn = expected_label_seconds(3, prefilled=False, cluttered=True)
+    assert expected_label_seconds(3, prefilled=True, cluttered=True, prefill_factor=0.3) == pytest.approx(0.3 * drawn)
+    assert expected_label_seconds(3, prefilled=False, cluttered=True, prefill_factor=0.3) == pytest.approx(drawn)
+    with pytest.raises(ValueError, match="prefill_factor"):
+        expected_label_seconds(3, prefilled=True, cluttered=True, prefill_factor=0.0)

@@ -142,3 +142,59 @@ def test_one_class_errors_are_boundary_or_missed_in_ground_truths_proportion() -
     assert counts["wrong_class"] == 0
     assert erroneous / len(fates) == pytest.approx(0.25, abs=0.025)
     assert counts["boundary"] / erroneous == pytest.approx(0.62 / 0.85, abs=0.04)
+
+
+def _shifted(box: Box, dx: float) -> Box:
+    return box.model_copy(update={"left": box.left + dx})
+
+
+MODEL_BOXES = [
+    _shifted(SCENE[0], 12.0),
+    _shifted(SCENE[1], 15.0),
+    Box(class_id=3, left=5, top=250, width=30, height=30),
+]
+"""The model's pre-filled boxes: the first two true objects found a little off (IoU ≥ 0.5), the third missed, and
+one false positive."""
+
+
+def test_without_anchoring_pre_filled_boxes_change_only_the_time() -> None:
+    workforce = SimulatedWorkforce(_truth(30), n_classes=6, seed=4, anchoring=0.0)
+    for index in range(30):
+        key = f"image-{index}"
+        assert workforce.answer(key, SIZE, SIZE, prefill=MODEL_BOXES).boxes == workforce.answer(key, SIZE, SIZE).boxes
+
+
+def test_full_anchoring_keeps_the_pre_filled_boxes_of_matched_objects_and_false_positives() -> None:
+    own = SimulatedWorkforce(_truth(30), n_classes=6, seed=4, error_rate=0.0)
+    anchored = SimulatedWorkforce(_truth(30), n_classes=6, seed=4, error_rate=0.0, anchoring=1.0)
+    for index in range(30):
+        key = f"image-{index}"
+        answer = anchored.answer(key, SIZE, SIZE, prefill=MODEL_BOXES).boxes
+        assert answer[:2] == MODEL_BOXES[:2]  # matched objects: the model's boxes
+        assert answer[2] == own.answer(key, SIZE, SIZE).boxes[2]  # the model's miss: the person's own box
+        assert answer[3] == MODEL_BOXES[2]  # the false positive stays
+        assert len(answer) == 4
+
+
+def test_anchoring_keeps_its_share_of_errors_and_is_deterministic_per_seed() -> None:
+    workforce = SimulatedWorkforce(_truth(2000), n_classes=6, seed=7, error_rate=0.0, anchoring=0.3)
+    answers = [workforce.answer(f"image-{index}", SIZE, SIZE, prefill=MODEL_BOXES).boxes for index in range(2000)]
+    kept = [sum(box in MODEL_BOXES for box in boxes) for boxes in answers]
+    assert np.mean(kept) / len(MODEL_BOXES) == pytest.approx(0.3, abs=0.02)
+    again = SimulatedWorkforce(_truth(2000), n_classes=6, seed=7, error_rate=0.0, anchoring=0.3)
+    assert again.answer("image-5", SIZE, SIZE, prefill=MODEL_BOXES).boxes == answers[5]
+    with pytest.raises(ValueError, match="anchoring must be in"):
+        SimulatedWorkforce(_truth(1), n_classes=6, anchoring=1.5)
+
+
+def test_config_sets_anchoring_and_the_prefill_factor() -> None:
+    config = LabelingConfig.model_validate(
+        {"classes": list("abc"), "workforce": {"simulated_anchoring": 0.6, "simulated_prefill_factor": 0.8}}
+    )
+    workforce = SimulatedWorkforce.from_config(_truth(1), config)
+    assert (workforce.anchoring, workforce.prefill_factor) == (0.6, 0.8)
+    drawn = workforce.answer("image-0", SIZE, SIZE).time_spent_seconds
+    assert workforce.answer("image-0", SIZE, SIZE, prefill=SCENE).time_spent_seconds == pytest.approx(
+        0.8 * drawn, abs=0.01
+    )
+    assert LabelingConfig.model_validate({"classes": ["a"]}).workforce.simulated_anchoring == 0.0
