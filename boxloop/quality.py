@@ -55,13 +55,18 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
 
 
-def _class_miou(predicted: np.ndarray, reference: np.ndarray) -> float:
-    """Matched mean IoU of one class's xyxy boxes (at least one box on either side)."""
-    ious = iou_matrix(predicted, reference)
+def matched_class_miou(ious: np.ndarray) -> float:
+    """Matched mean IoU of one class from its IoU matrix (N, M), N + M ≥ 1: the one-to-one matching of largest
+    total IoU (among equals, the one with more overlapping pairs), ``sum(IoU) / (N + M - n_matched)``."""
     rows, cols = linear_sum_assignment(ious + _OVERLAP_TIE_BREAK * (ious > 0), maximize=True)
     matched = ious[rows, cols]
     matched = matched[matched > 0]
-    return float(matched.sum() / (len(predicted) + len(reference) - len(matched)))
+    return float(matched.sum() / (ious.shape[0] + ious.shape[1] - len(matched)))
+
+
+def _class_miou(predicted: np.ndarray, reference: np.ndarray) -> float:
+    """Matched mean IoU of one class's xyxy boxes (at least one box on either side)."""
+    return matched_class_miou(iou_matrix(predicted, reference))
 
 
 def image_miou(predicted: Sequence[Box], reference: Sequence[Box]) -> float:

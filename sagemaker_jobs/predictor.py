@@ -11,12 +11,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from boxloop.models import Box, ImageRecord, Prediction, ScoredBox
-from boxloop.quality import image_miou
+from boxloop.models import ImageRecord, Prediction, ScoredBox
+from boxloop.quality import matched_class_miou
 from sagemaker_jobs.data import ImageSource, image_loader, normalise
-from sagemaker_jobs.decode import Detections, decode_batch, pairwise_iou
+from sagemaker_jobs.decode import Detections, decode_batch, pairwise_iou, same_class_pairs
 from sagemaker_jobs.model import OUTPUT_STRIDE, CenterNetDetector
 from sagemaker_jobs.small_objects import small_object_factor
 
@@ -27,6 +28,9 @@ FLIP_MATCH_IOU = 0.5
 """A mirrored-pass box this close to a plain-pass box of the same class is averaged with it."""
 
 _BOX_FIELDS = ("class_id", "left", "top", "width", "height", "score")
+
+_JSON_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+"""Compact JSON as pydantic writes it; a NaN or an infinity raises ValueError instead of writing invalid JSON."""
 
 NO_ERROR_LINE_END = '"error":null}'
 """How every Prediction JSON line without an error ends (ours and pydantic's serialisation alike)."""
@@ -127,15 +131,11 @@ def mirror_back(detections: Detections, canvas_size: float) -> Detections:
     return Detections(unflipped, detections.scores, detections.classes, detections.valid)
 
 
-def _same_class_pairs(first: Detections, second: Detections, first_mask: torch.Tensor, second_mask: torch.Tensor):
-    return (first.classes[:, :, None] == second.classes[:, None, :]) & first_mask[:, :, None] & second_mask[:, None, :]
-
-
 def fuse_with_flip(plain: Detections, mirrored: Detections) -> Detections:
     """The plain pass's detections with each box averaged (score-weighted) with its same-class match
     (IoU ≥ FLIP_MATCH_IOU) from the mirrored pass; scores and unmatched boxes are kept as they are."""
-    overlaps = pairwise_iou(plain.boxes, mirrored.boxes)
-    overlaps = torch.where(_same_class_pairs(plain, mirrored, plain.valid, mirrored.valid), overlaps, 0.0)
+    overlaps = pairwise_iou(plain.boxes, mirrored.boxes).nan_to_num_(0.0)
+    overlaps.mul_(same_class_pairs(plain.classes, mirrored.classes, plain.valid, mirrored.valid))
     best_overlap, best = overlaps.max(dim=2)
     matched = (best_overlap >= FLIP_MATCH_IOU)[..., None]
     plain_weight = plain.scores[..., None]
@@ -178,53 +178,55 @@ def flip_agreement(
 
     Both sides keep the boxes with score ≥ ``threshold``, clipped to the canvas and rounded as reported boxes are.
     Where every box overlaps at most one same-class box on the other side, the optimal one-to-one matching is
-    those pairs, computed here for the whole batch; the rare image with competing overlaps is matched by
-    ``image_miou`` itself (Hungarian assignment on the CPU).
+    those pairs, computed here for the whole batch; the rare image with competing overlaps is matched on the CPU
+    (Hungarian assignment, ``matched_mean_iou``).
     """
-    plain_boxes = _rounded_xywh(plain.boxes.clamp(0, canvas_size))
-    mirrored_boxes = _rounded_xywh(mirrored.boxes.clamp(0, canvas_size))
+    batch = plain.boxes.shape[0]
+    reported = int(torch.stack([plain.scores, mirrored.scores]).ge(threshold).sum(dim=2).max())
+    plain, mirrored = plain.first_slots(reported), mirrored.first_slots(reported)  # the rest are not compared
+    rounded = _rounded_xywh(torch.cat([plain.boxes, mirrored.boxes]).clamp(0, canvas_size))
+    corners = torch.cat([rounded[..., :2], rounded[..., :2] + rounded[..., 2:]], dim=-1)
     plain_kept = plain.valid & (plain.scores >= threshold)
     mirrored_kept = mirrored.valid & (mirrored.scores >= threshold)
-    xyxy = lambda b: torch.cat([b[..., :2], b[..., :2] + b[..., 2:]], dim=-1)  # noqa: E731
-    ious = pairwise_iou(xyxy(plain_boxes), xyxy(mirrored_boxes)).nan_to_num(0.0)
-    ious = torch.where(_same_class_pairs(plain, mirrored, plain_kept, mirrored_kept), ious, 0.0)
-    overlapping = ious > 0
-    batch = ious.shape[0]
-    per_class = lambda classes, values: torch.zeros(  # noqa: E731
-        batch, num_classes, dtype=torch.float64, device=ious.device
-    ).scatter_add_(1, classes, values.double())
-    matched_iou = per_class(plain.classes, ious.sum(dim=2))
-    matched = per_class(plain.classes, overlapping.sum(dim=2))
-    boxes = per_class(plain.classes, plain_kept) + per_class(mirrored.classes, mirrored_kept)
+    ious = pairwise_iou(corners[:batch], corners[batch:]).nan_to_num_(0.0)
+    ious.mul_(same_class_pairs(plain.classes, mirrored.classes, plain_kept, mirrored_kept))
+    overlapping = ious.sign().clamp_(min=0.0)
+    overlaps_per_plain, overlaps_per_mirrored = overlapping.sum(dim=2), overlapping.sum(dim=1)
+    per_class = torch.zeros(batch, num_classes, 3, dtype=torch.float64, device=ious.device).scatter_add_(
+        1,
+        plain.classes[..., None].expand(-1, -1, 3),
+        torch.stack([ious.sum(dim=2), overlaps_per_plain, plain_kept.double()], dim=-1),
+    )
+    matched_iou, matched, boxes = per_class.unbind(dim=-1)
+    boxes = boxes.scatter_add(1, mirrored.classes, mirrored_kept.double())
     present = boxes > 0
     class_scores = torch.where(present, matched_iou / (boxes - matched).clamp(min=1.0), 0.0)
     classes_present = present.sum(dim=1)
     agreement = torch.where(classes_present > 0, class_scores.sum(dim=1) / classes_present.clamp(min=1), 1.0)
-    competing = (overlapping.sum(dim=2) > 1).any(dim=1) | (overlapping.sum(dim=1) > 1).any(dim=1)
-    if bool(competing.any()):
-        rows = competing.nonzero().squeeze(1)
+    competing = ((overlaps_per_plain > 1) | (overlaps_per_mirrored > 1)).any(dim=1).nonzero().squeeze(1)
+    if len(competing):
         exact = [
-            image_miou(_boxes_of(p, c, k), _boxes_of(m, d, n))
-            for p, c, k, m, d, n in zip(
-                plain_boxes[rows].tolist(),
-                plain.classes[rows].tolist(),
-                plain_kept[rows].tolist(),
-                mirrored_boxes[rows].tolist(),
-                mirrored.classes[rows].tolist(),
-                mirrored_kept[rows].tolist(),
+            matched_mean_iou(image_ious[p_kept][:, m_kept], p_classes[p_kept], m_classes[m_kept])
+            for image_ious, p_classes, m_classes, p_kept, m_kept in zip(
+                ious[competing].cpu().numpy(),
+                *torch.stack([plain.classes, mirrored.classes])[:, competing].cpu().numpy(),
+                *torch.stack([plain_kept, mirrored_kept])[:, competing].cpu().numpy(),
                 strict=True,
             )
         ]
-        agreement = agreement.index_put((rows,), torch.tensor(exact, dtype=agreement.dtype, device=agreement.device))
+        agreement = agreement.index_put((competing,), torch.tensor(exact, dtype=agreement.dtype, device=ious.device))
     return agreement
 
 
-def _boxes_of(boxes: list, classes: list, kept: list) -> list[Box]:
-    return [
-        Box(class_id=c, left=b[0], top=b[1], width=b[2], height=b[3])
-        for b, c, k in zip(boxes, classes, kept, strict=True)
-        if k
+def matched_mean_iou(ious: np.ndarray, first_classes: np.ndarray, second_classes: np.ndarray) -> float:
+    """``boxloop.quality.image_miou`` of one image from the IoU matrix (N, M) of its two box sets: per class, the
+    one-to-one matching of largest total IoU, its IoUs summed over the class's boxes less the matched pairs; the
+    mean over the classes on either side (1.0 when neither has a box)."""
+    scores = [
+        matched_class_miou(ious[np.ix_(first_classes == class_id, second_classes == class_id)])
+        for class_id in np.union1d(first_classes, second_classes)
     ]
+    return float(np.mean(scores)) if scores else 1.0
 
 
 def box_rows(detections: Detections, scales: torch.Tensor, widths: torch.Tensor, heights: torch.Tensor) -> torch.Tensor:
@@ -292,41 +294,54 @@ def _predict_batches(predictor: Predictor, records: list[ImageRecord], loader: I
 def serialise_batch(
     predictions: BatchPredictions, batch: dict, records: Sequence[ImageRecord], threshold: float, model_version: str
 ) -> Iterator[str]:
-    """The batch's Prediction JSON lines: the final numbers leave the device in one transfer per tensor and
-    Python touches each image once."""
-    detections = predictions.detections
-    kept = detections.valid & (detections.scores >= threshold)
-    order = torch.sort(kept.to(torch.int8), dim=1, descending=True, stable=True).indices  # kept boxes first, best first
-    rows = torch.gather(
-        box_rows(detections, batch["scale"], batch["width"], batch["height"]), 1, order[..., None].expand(-1, -1, 5)
-    )
-    classes = torch.gather(detections.classes, 1, order)
+    """The batch's Prediction JSON lines: the final numbers leave the device in two transfers (boxes, per-image
+    numbers) and Python touches each image once; no pydantic object is built for a readable image."""
     if predictions.confidence is None:
         raise ValueError("pool predictions need the mirrored pass (run with with_flip=True)")
-    all_rows, all_classes, counts = rows.tolist(), classes.tolist(), kept.sum(dim=1).tolist()
-    confidences = predictions.confidence.double().tolist()
+    detections = predictions.detections
+    kept = detections.valid & (detections.scores >= threshold)
+    counts = kept.sum(dim=1)
+    widest = int(counts.max()) if counts.numel() else 0
+    order = torch.sort(kept.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :widest]  # kept first
+    rows = torch.cat(
+        [detections.classes[..., None].double(), box_rows(detections, batch["scale"], batch["width"], batch["height"])],
+        dim=-1,
+    )
+    all_boxes = torch.gather(rows, 1, order[..., None].expand(-1, -1, rows.shape[2])).tolist()
+    per_image = torch.cat(
+        [
+            counts[:, None].double(),
+            predictions.confidence[:, None].double(),
+            _round(predictions.embeddings.double(), 5),
+        ],
+        dim=1,
+    ).tolist()
     widths, heights = batch["width"].tolist(), batch["height"].tolist()
-    embeddings = _round(predictions.embeddings.double(), 5).tolist()
     for index, record in enumerate(records):
-        common = {"image_id": record.image_id, "source_ref": record.source_ref}
         error = batch["error"][index]
         if error:
             yield Prediction(
-                **common, width=record.width, height=record.height, model_version=model_version, error=error
+                image_id=record.image_id,
+                source_ref=record.source_ref,
+                width=record.width,
+                height=record.height,
+                model_version=model_version,
+                error=error,
             ).model_dump_json()
             continue
-        count = counts[index]
+        count, confidence, *embedding = per_image[index]
         line = {
-            **common,
+            "image_id": record.image_id,
+            "source_ref": record.source_ref,
             "width": widths[index],
             "height": heights[index],
             "boxes": [
-                dict(zip(_BOX_FIELDS, (c, *r), strict=True))
-                for c, r in zip(all_classes[index][:count], all_rows[index][:count], strict=True)
+                {"class_id": int(c), "left": left, "top": top, "width": width, "height": height, "score": score}
+                for c, left, top, width, height, score in all_boxes[index][: int(count)]
             ],
-            "confidence": confidences[index],
-            "embedding": embeddings[index],
+            "confidence": confidence,
+            "embedding": embedding,
             "model_version": model_version,
             "error": None,
         }
-        yield json.dumps(line, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        yield _JSON_LINE.encode(line)
