@@ -211,6 +211,7 @@ def build_report(
             lower_bound,
             confidence,
             deltas=[ordered[iteration].threshold.delta for iteration in sorted(auto_by_iteration)],
+            why_none=_why_nothing_auto_labelled(list(ordered.values()), config),
             target=config.quality.target_miou,
             human_seconds=human_seconds,
             budget_seconds=config.human_budget_seconds,
@@ -295,6 +296,23 @@ def _combined_bound(
     return weighted / total, confidence
 
 
+def _why_nothing_auto_labelled(iterations: Sequence[IterationMetrics], config: LabelingConfig) -> str:
+    """Why a run auto-labelled nothing: no detector was to be trained, none was trained, or the bound refused."""
+    if not config.auto_label:
+        return "the run was set not to train a detector (auto_label false: too small to learn from)"
+    decided = [metrics for metrics in iterations if metrics.threshold is not None]
+    if not decided:
+        return "no detector was trained before the images were labelled"
+    last = decided[-1]
+    if last.threshold.threshold is not None:
+        return f"no image left for the detector reached its confidence threshold {last.threshold.threshold:.3f}"
+    quality = "" if last.validation_miou is None else f" (validation mean IoU {last.validation_miou:.2f})"
+    return (
+        f"the last detector{quality} had no confidence threshold whose {1 - last.threshold.delta:.0%} lower bound on "
+        f"the auto-labels' mean IoU reached the target {last.threshold.target:.2f}"
+    )
+
+
 def floor_hundredths(value: float) -> str:
     """A bound shown to two decimals, rounded down so it never overstates."""
     return f"{math.floor(value * 100 + 1e-9) / 100:.2f}"
@@ -313,17 +331,18 @@ def _statement(
     confidence: float | None,
     *,
     deltas: Sequence[float],
+    why_none: str,
     target: float,
     human_seconds: float,
     budget_seconds: float,
 ) -> str:
-    """The plain-language guarantee for the whole run."""
+    """The plain-language guarantee for the whole run (``why_none``: why nothing was auto-labelled, if so)."""
     people = (
         f"People labelled {human_count:,} images in {human_seconds / 3600:.1f} of the "
         f"{budget_seconds / 3600:.1f} budgeted hours; {unlabelled:,} images remain unlabelled."
     )
     if auto_count == 0:
-        return f"No image was auto-labelled: every label was drawn by people. {people}"
+        return f"No image was auto-labelled: every label was drawn by people, because {why_none}. {people}"
     if lower_bound is None:
         return (
             f"{auto_count:,} images were auto-labelled over {len(deltas)} iterations, each with its own "

@@ -172,6 +172,23 @@ def test_no_auto_labels_states_so():
     report = build_report(RUN_ID, config(), ITERATIONS[:1], human_only).to_json()
     assert report["auto_miou_lower_bound"] is None and report["auto_miou_confidence"] is None
     assert report["statement"].startswith("No image was auto-labelled")
+    assert "because no detector was trained before the images were labelled" in report["statement"]
+
+
+def test_no_auto_labels_says_why_the_bound_refused():
+    human_only = [r for r in records() if r.label_source is not LabelSource.AUTO]
+    refused = ThresholdSummary(
+        threshold=None, lower_bound=None, target=0.6, delta=0.05, n_validation=40, n_validation_above=0, statement="s"
+    )
+    trained = metrics(1, refused, auto=0, human=3, seconds=20.0, seconds_total=60.0, remaining=3)
+    trained = trained.model_copy(update={"validation_miou": 0.2})
+    statement = build_report(RUN_ID, config(), [ITERATIONS[0], trained], human_only).to_json()["statement"]
+    assert (
+        "because the last detector (validation mean IoU 0.20) had no confidence threshold whose 95% lower bound on "
+        "the auto-labels' mean IoU reached the target 0.60"
+    ) in statement
+    too_small = config().model_copy(update={"auto_label": False})
+    assert "auto_label false" in build_report(RUN_ID, too_small, ITERATIONS[:1], human_only).to_json()["statement"]
 
 
 def test_deltas_summing_to_one_give_no_combined_bound():
@@ -301,8 +318,8 @@ def test_gallery_candidates_sample_each_source_boundedly_and_reproducibly():
         (
             lambda: build_report(RUN_ID, config(), [], []),
             False,
-            "6dec24acbcfca0d677358332a2dc7a10962c6d5fbdc807dfaeedaf31d2de59f3",
-            "3d0cb02c7055d9e3948fbcb71e7f92edf6f7837399db063a07e31842ff877385",
+            "0e49e3455b895916adbfd748fec8460f6c4f611cf3501b01c97bc7ee326ed877",
+            "ad597b7db202b7032716d60cca8e6c3ccb4861ddcbcb0c61dcfcd85cdc30be9e",
         ),
     ],
     ids=["full-run", "empty-run"],
