@@ -1,8 +1,5 @@
 """The budget as a hard limit: wave sizes, the measured quantile, and a property test over dense and sparse corpora."""
 
-import hashlib
-from datetime import UTC, datetime
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -21,21 +18,9 @@ from boxloop.human_budget import (
 )
 from boxloop.initial_sample import random_sample
 from boxloop.labeling_time import expected_label_seconds
-from boxloop.models import HumanTaskPurpose, ImageRecord
+from boxloop.models import HumanTaskPurpose
 from boxloop.people_waves import plan_people_wave, unaided_task_seconds
-
-
-def _records(count: int) -> list[ImageRecord]:
-    return [
-        ImageRecord(
-            image_id=hashlib.sha256(f"image-{n}".encode()).hexdigest(),
-            source_ref=f"s3://b/{n}.jpg",
-            width=10,
-            height=10,
-            registered_at=datetime(2026, 1, 1, tzinfo=UTC),
-        )
-        for n in range(count)
-    ]
+from tests.core.label_records import image_records
 
 
 def _config(**overrides) -> LabelingConfig:
@@ -73,7 +58,7 @@ def test_wave_size_stops_at_the_budget():
 
 
 def test_the_initial_sample_goes_first_then_what_is_left_in_keyed_order_never_an_image_twice():
-    records = _records(40)
+    records = image_records(40)
     config = _config(initial_sample_size=10, expected_objects_per_image=1)
     sample = random_sample([records], 10, 0)
     tasks, wave = plan_people_wave(
@@ -92,7 +77,7 @@ def test_the_initial_sample_goes_first_then_what_is_left_in_keyed_order_never_an
 
 
 def test_when_no_task_fits_the_wave_share_but_one_fits_what_is_left_one_goes():
-    records = _records(10)
+    records = image_records(10)
     config = _config(initial_sample_size=10, expected_objects_per_image=1)  # 10 s a task
     tasks, _ = plan_people_wave(
         initial_sample=records, pool=records, sent_ids=set(), labelled_ids=set(), config=config, iteration=0,
@@ -119,7 +104,7 @@ def test_people_waves_never_charge_more_than_the_budget_except_for_tasks_in_flig
     objects_per_image, n_images, budget_hours, slowness, initial_share, seed
 ):
     rng = np.random.default_rng(seed)
-    records = _records(n_images)
+    records = image_records(n_images)
     objects = {r.image_id: max(int(rng.poisson(objects_per_image)), 0) for r in records}
     config = _config(
         human_budget_hours=budget_hours, initial_sample_size=max(10, int(initial_share * n_images)), seed=seed

@@ -1,25 +1,9 @@
-import hashlib
-from datetime import UTC, datetime
-
 from boxloop.initial_sample import random_sample
-from boxloop.models import ImageRecord
-
-
-def _records(count: int) -> list[ImageRecord]:
-    return [
-        ImageRecord(
-            image_id=hashlib.sha256(f"image-{n}".encode()).hexdigest(),
-            source_ref=f"s3://b/{n}.jpg",
-            width=10,
-            height=10,
-            registered_at=datetime(2026, 1, 1, tzinfo=UTC),
-        )
-        for n in range(count)
-    ]
+from tests.core.label_records import image_records
 
 
 def test_initial_sample_is_the_same_over_any_sharding_and_changes_with_the_seed():
-    records = _records(50)
+    records = image_records(50)
     shards = [records[:20], records[20:35], records[35:]]
     whole = random_sample([records], 7, seed=3)
     assert random_sample(shards, 7, seed=3) == whole and len(whole) == 7
