@@ -31,6 +31,7 @@ def iteration_context(
     training_model: str,
     training_max_seconds: int,
     training_epochs: int,
+    training_min_steps: int,
 ) -> dict:
     """``$.iteration``: the iteration's number, job token, data locations, training hyperparameters and human timeout."""
     label = iteration_label(iteration)
@@ -60,6 +61,7 @@ def iteration_context(
             "classes": json.dumps(config.classes),
             "label_attribute": config.label_attribute,
             "epochs": str(training_epochs),
+            "min_steps": str(training_min_steps),
             "max_seconds": str(training_max_seconds),
             "model": training_model,
             "model_version": f"{layout.run_id}-i{label}-{token}-train",

@@ -132,6 +132,7 @@ def loop_functions(
             env["TRAINING_MODEL"] = settings.training_model
             env["TRAINING_MAX_SECONDS"] = str(settings.training_max_seconds)
             env["TRAINING_EPOCHS"] = str(settings.training_epochs)
+            env["TRAINING_MIN_STEPS"] = str(settings.training_min_steps)
         function = container_function(
             scope,
             f"{name}Function",

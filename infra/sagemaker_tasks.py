@@ -88,6 +88,7 @@ def training_task(
             "classes": sfn.JsonPath.string_at("$.iteration.hyperparameters.classes"),
             "label_attribute": sfn.JsonPath.string_at("$.iteration.hyperparameters.label_attribute"),
             "epochs": sfn.JsonPath.string_at("$.iteration.hyperparameters.epochs"),
+            "min_steps": sfn.JsonPath.string_at("$.iteration.hyperparameters.min_steps"),
             "max_seconds": sfn.JsonPath.string_at("$.iteration.hyperparameters.max_seconds"),
             "model": sfn.JsonPath.string_at("$.iteration.hyperparameters.model"),
             "model_version": sfn.JsonPath.string_at("$.iteration.hyperparameters.model_version"),

@@ -56,6 +56,8 @@ class EnvironmentSettings(BaseModel):
     training_max_seconds: int = Field(ge=60)
     """Only a safety stop: a job trains the steps ``training_epochs`` give on its data, whatever the machine."""
     training_epochs: int = Field(default=60, ge=1)
+    training_min_steps: int = Field(default=300, ge=1)
+    """Steps a job trains at least, however few its training images (60 epochs of 40 images are only 120 steps)."""
     transform_instance_type: str = Field(pattern=r"^ml\.[0-9a-z.]+$")
     transform_instance_count: int = Field(ge=1, le=100)
     transform_max_payload_mb: int = Field(ge=1, le=100)

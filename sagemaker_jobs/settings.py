@@ -37,6 +37,7 @@ class Hyperparameters(BaseModel):
     image_size: int = Field(default=256, ge=32, multiple_of=32)
     batch_size: int = Field(default=16, ge=1)
     epochs: int = Field(default=60, ge=1)
+    min_steps: int = Field(default=1, ge=1)
     max_steps: int | None = Field(default=None, ge=1)
     max_seconds: float = Field(default=3600.0, gt=0.0)
     lr: float = Field(default=2e-3, gt=0.0)
@@ -63,13 +64,16 @@ class Hyperparameters(BaseModel):
         return classes
 
 
-def planned_steps(n_train_images: int, batch_size: int, epochs: int, max_steps: int | None) -> int:
-    """The optimiser steps a job takes: ``epochs`` passes over the training images, at most ``max_steps``.
+def planned_steps(
+    n_train_images: int, batch_size: int, epochs: int, max_steps: int | None, min_steps: int = 1
+) -> int:
+    """The optimiser steps a job takes: ``epochs`` passes over the training images, at least ``min_steps`` (a
+    small corpus still trains enough steps to learn), at most ``max_steps``.
 
     A pure function of the data and the hyperparameters, so the same inputs train the same steps on any
     machine; ``max_seconds`` only stops a job that runs far longer than planned (reported as a safety stop).
     """
-    steps = epochs * max(1, n_train_images // max(1, min(batch_size, n_train_images)))
+    steps = max(min_steps, epochs * max(1, n_train_images // max(1, min(batch_size, n_train_images))))
     return steps if max_steps is None else min(steps, max_steps)
 
 

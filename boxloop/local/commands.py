@@ -34,6 +34,9 @@ DEFAULT_EPOCHS = 7
 """Epochs per training job locally (the stack's ``training_epochs``): the demo trains about 77 steps in iteration 1
 (180 training images, batch 16) and 140 in iteration 2 (330), about 220 in all like its former 2 x 180 s at the
 measured 1.6-2 s per step of the default detector on 2 cores."""
+DEFAULT_MIN_STEPS = 100
+"""Steps per training job at least locally (the stack's ``training_min_steps``): a corpus of a few hundred images
+trains only a few dozen steps in 7 epochs, too few to learn from (docs/benchmarks.md, "Corpus profiles")."""
 DEFAULT_TRAIN_SECONDS = 1800
 DEFAULT_APP_PORT = 8765
 DEFAULT_CLASSES = ("object",)
@@ -57,8 +60,13 @@ def config_from_truth(truth_path: Path) -> dict[str, Any]:
 
 
 def stack_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The stack settings a local run overrides: the detector, its epochs per iteration and the safety stop."""
-    return {"training_model": args.detector, "training_epochs": args.epochs, "training_max_seconds": args.train_seconds}
+    """The stack settings a local run overrides: the detector, its epochs and least steps per job, the safety stop."""
+    return {
+        "training_model": args.detector,
+        "training_epochs": args.epochs,
+        "training_min_steps": args.min_steps,
+        "training_max_seconds": args.train_seconds,
+    }
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +77,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--epochs", type=int, default=DEFAULT_EPOCHS, metavar="E",
         help=f"training epochs per iteration: the steps follow the data, not the machine (default {DEFAULT_EPOCHS})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-steps", type=int, default=DEFAULT_MIN_STEPS, metavar="N",
+        help=f"training steps per iteration at least, however small the corpus (default {DEFAULT_MIN_STEPS})",
     )  # fmt: skip
     parser.add_argument(
         "--train-seconds", type=int, default=DEFAULT_TRAIN_SECONDS, metavar="S",

@@ -149,6 +149,7 @@ def register_pool(event: RegisterPoolEvent) -> dict:
         training_model=environment.training_model,
         training_max_seconds=environment.training_max_seconds,
         training_epochs=environment.training_epochs,
+        training_min_steps=environment.training_min_steps,
     )
 
 

@@ -15,7 +15,10 @@ def test_job_tokens_differ_per_execution():
 
 def test_the_context_names_the_iteration_s_data_and_training_job():
     context = iteration_context(
-        LAYOUT, 2, "run-1-i0000", CONFIG, None, training_model="tiny", training_max_seconds=60, training_epochs=5
+        LAYOUT, 2, "run-1-i0000", CONFIG, None, training_model="tiny",
+        training_max_seconds=60,
+        training_epochs=5,
+        training_min_steps=40,
     )
     token = job_token("run-1-i0000")
     assert (context["number"], context["label"], context["job_token"]) == (2, "0002", token)
@@ -26,6 +29,7 @@ def test_the_context_names_the_iteration_s_data_and_training_job():
         "classes": json.dumps(["bottle", "can"]),
         "label_attribute": "bounding-box",
         "epochs": "5",
+        "min_steps": "40",
         "max_seconds": "60",
         "model": "tiny",
         "model_version": f"run-1-i0002-{token}-train",
@@ -35,6 +39,9 @@ def test_the_context_names_the_iteration_s_data_and_training_job():
 
 def test_a_warm_start_is_passed_on():
     context = iteration_context(
-        LAYOUT, 3, "e", CONFIG, "s3://data/m.tar.gz", training_model="m", training_max_seconds=1, training_epochs=1
+        LAYOUT, 3, "e", CONFIG, "s3://data/m.tar.gz", training_model="m",
+        training_max_seconds=1,
+        training_epochs=1,
+        training_min_steps=1,
     )
     assert context["uris"]["warm_start"] == "s3://data/m.tar.gz"

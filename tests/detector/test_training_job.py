@@ -134,6 +134,9 @@ def test_planned_steps_follow_the_data_not_the_clock() -> None:
     assert planned_steps(100, 16, epochs=3, max_steps=None) == 18
     assert planned_steps(100, 16, epochs=3, max_steps=10) == 10
     assert planned_steps(5, 16, epochs=4, max_steps=None) == 4  # fewer images than a batch: one step per epoch
+    assert planned_steps(41, 16, epochs=7, max_steps=None, min_steps=100) == 100  # a small corpus: the floor
+    assert planned_steps(1000, 16, epochs=7, max_steps=None, min_steps=100) == 434  # a large one: its epochs
+    assert planned_steps(41, 16, epochs=7, max_steps=50, min_steps=100) == 50  # max_steps caps the floor too
 
 
 def test_a_cpu_bound_competitor_changes_neither_steps_nor_weights(
@@ -156,3 +159,10 @@ def test_max_seconds_is_a_safety_stop_that_is_reported(tmp_path: Path, labelled_
     hyperparameters = tiny_hyperparameters(epochs="50", max_seconds="0.001")
     metrics = train(read_environment(sagemaker_environment(tmp_path, train_dir, validation_dir, hyperparameters)))
     assert metrics["max_seconds_hit"] and metrics["steps"] == 1 < metrics["planned_steps"]
+
+
+def test_a_small_training_set_trains_at_least_min_steps(tmp_path: Path, labelled_sets: tuple[Path, Path]) -> None:
+    train_dir, validation_dir = labelled_sets
+    hyperparameters = tiny_hyperparameters(epochs="1", min_steps="7")
+    metrics = train(read_environment(sagemaker_environment(tmp_path, train_dir, validation_dir, hyperparameters)))
+    assert metrics["planned_steps"] == metrics["steps"] == 7 and not metrics["max_seconds_hit"]

@@ -123,7 +123,9 @@ def test_training_uses_the_gpu_instance_the_job_image_and_channels(dev, prod):
         params = train["Parameters"]
         assert train["Resource"].endswith(":states:::sagemaker:createTrainingJob.sync")
         assert params["ResourceConfig"]["InstanceType"] == instance
-        assert {"classes.$", "label_attribute.$", "max_seconds.$", "model.$"} <= set(params["HyperParameters"])
+        assert {"classes.$", "label_attribute.$", "epochs.$", "min_steps.$", "max_seconds.$", "model.$"} <= set(
+            params["HyperParameters"]
+        )
         assert [c["ChannelName"] for c in params["InputDataConfig"]] == ["train", "validation"]
         warm = states["TrainDetectorFromPreviousModel"]["Parameters"]["InputDataConfig"]
         assert [c["ChannelName"] for c in warm] == ["train", "validation", "warm_start"]
