@@ -7,9 +7,10 @@ Generates a corpus of synthetic JPEGs (``--source-size`` px, textured, with colo
 * forward only: the plain and mirrored pass on preloaded canvases, images/s;
 * model: forward + decode + batched post-processing (``Predictor.run``), images/s;
 * post-processing only: decode, flip fusion, confidence and JSON serialisation of precomputed forward outputs,
-  ms/image;
+  ms/image (the best of ``POSTPROCESS_PASSES`` passes: a steady per-image cost, not one pass's noise);
 * end to end: ``predict_lines`` over the files (the SageMaker handler's path), images/s;
-* end to end from a local S3 endpoint that delays every GET by ``--get-latency-ms``, images/s;
+* end to end from a local S3 endpoint that delays every GET by ``--get-latency-ms``, images/s (the endpoint is
+  a separate process, as S3 is remote: serving the objects costs the measured process nothing);
 * training step breakdown (``--training-steps``): data, augmentation, targets, forward + backward, optimizer.
 
 The detector is the shipped architecture with its ImageNet backbone and untrained heads; its score threshold is set
@@ -24,11 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from sagemaker_jobs.model import OUTPUT_STRIDE, DetectorConfig, build_detector, 
 from sagemaker_jobs.predictor import Predictor, predict_lines, serialise_batch
 from sagemaker_jobs.targets import box_loss, build_targets, focal_loss
 
+POSTPROCESS_PASSES = 3
 CLASSES = ["red", "green", "blue", "yellow", "cyan", "magenta"]
 _COLOURS = [(220, 40, 40), (40, 200, 60), (40, 60, 220), (230, 210, 40), (40, 210, 220), (210, 50, 210)]
 
@@ -93,6 +95,11 @@ def timed(function: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - started
 
 
+def best_of(passes: int, function: Callable[[], object], device: torch.device) -> float:
+    """The fewest seconds ``function`` takes over ``passes`` runs."""
+    return min(timed(function, device) for _ in range(passes))
+
+
 def build_predictor(args: argparse.Namespace, device: torch.device, sample: torch.Tensor) -> Predictor:
     """The trained model at ``--model-dir``, or the shipped architecture with its threshold set so that about
     ``--boxes-per-image`` boxes pass on ``sample``."""
@@ -135,15 +142,27 @@ class DelayedObjects(BaseHTTPRequestHandler):
         return
 
 
-def end_to_end_with_latency(args, predictor: Predictor, corpus: Path, count: int, batch: int, workers: int) -> float:
-    """Images/s of ``predict_lines`` reading s3:// references from a local endpoint with a delay per GET."""
-    handler = type("Handler", (DelayedObjects,), {"directory": corpus, "delay": args.get_latency_ms / 1000})
+def serve_delayed_objects(directory: Path, delay: float, ports: multiprocessing.Queue) -> None:
+    """Serve ``directory`` as an S3 bucket with ``delay`` seconds per GET on a free port (put on ``ports``)."""
+    handler = type("Handler", (DelayedObjects,), {"directory": directory, "delay": delay})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ports.put(server.server_address[1])
+    server.serve_forever()
+
+
+def end_to_end_with_latency(args, predictor: Predictor, corpus: Path, count: int, batch: int, workers: int) -> float:
+    """Images/s of ``predict_lines`` reading s3:// references from a local endpoint with a delay per GET."""
+    context = multiprocessing.get_context("spawn")
+    ports = context.Queue()
+    server = context.Process(
+        target=serve_delayed_objects, args=(corpus, args.get_latency_ms / 1000, ports), daemon=True
+    )
+    server.start()
+    port = ports.get(timeout=60)
     saved = {key: os.environ.get(key) for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     os.environ.update(
-        AWS_ENDPOINT_URL=f"http://127.0.0.1:{server.server_address[1]}",
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
         AWS_DEFAULT_REGION="us-east-1",
@@ -157,7 +176,8 @@ def end_to_end_with_latency(args, predictor: Predictor, corpus: Path, count: int
             raise RuntimeError(f"{len(failed)} reads failed through the local endpoint, e.g. {failed[0][:300]}")
         return count / seconds
     finally:
-        server.shutdown()
+        server.terminate()
+        server.join()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -284,7 +304,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 for _ in serialise_batch(predictions, loaded, rows, config.score_threshold, config.model_version):
                     pass
 
-        postprocess_seconds = timed(postprocess_all, device)
+        postprocess_seconds = best_of(POSTPROCESS_PASSES, postprocess_all, device)
         lines: list[str] = []
         end_to_end_seconds = timed(lambda: lines.extend(predict_lines(predictor, records, batch, workers)), device)
         boxes = sum(line.count('"class_id"') for line in lines)

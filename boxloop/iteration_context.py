@@ -37,7 +37,7 @@ def iteration_context(
     label = iteration_label(iteration)
     token = job_token(execution_name)
     uris = {
-        "pool": layout.uri(layout.pool_prefix),
+        "inference_input": layout.uri(layout.inference_input(iteration)),
         "train": layout.uri(layout.training_channel(iteration, "train")),
         "validation": layout.uri(layout.training_channel(iteration, "validation")),
         "model_output": layout.uri(layout.model_output(iteration)),
@@ -52,6 +52,7 @@ def iteration_context(
         "uris": uris,
         "keys": {
             "pool": layout.pool_prefix,
+            "inference_input": layout.inference_input(iteration),
             "inference": layout.inference(iteration),
             "tasks": layout.tasks(iteration),
             "threshold": layout.threshold(iteration),

@@ -225,6 +225,10 @@ class RunLayout:
         """Where SageMaker puts the training job's ``model.tar.gz`` under the iteration's model output."""
         return f"{self.model_output(iteration)}{training_job_name}/output/model.tar.gz"
 
+    def inference_input(self, iteration: int) -> str:
+        """The pool shards' lines this iteration's pool inference reads (``boxloop.inference_scope``)."""
+        return f"{self.iteration(iteration)}inference-input/"
+
     def inference(self, iteration: int) -> str:
         return f"{self.iteration(iteration)}inference/"
 

@@ -15,7 +15,7 @@ from constructs import Construct
 
 from infra import state_names as states
 from infra.job_image import JobImage
-from infra.loop_tasks import FAILURE_PATH, human_task, lambda_task, route_images
+from infra.loop_tasks import FAILURE_PATH, human_task, lambda_task, shard_map
 from infra.sagemaker_tasks import create_model_task, training_task, transform_task
 from infra.settings import EnvironmentSettings
 from infra.task_retries import LAMBDA_TRANSIENT_ERRORS, SAGEMAKER_TRANSIENT_ERRORS, retry_transient_errors
@@ -88,8 +88,26 @@ def labelling_definition(
         payload={**iteration_fields, "model_version.$": "$.training.job_name"},
         result_path="$.threshold",
     )
-    route = route_images(
-        scope, bucket=bucket, route_shard=functions[states.ROUTE_SHARD], max_concurrency=settings.route_max_concurrency
+    choose_images_to_infer = shard_map(
+        scope,
+        states.CHOOSE_IMAGES_TO_INFER,
+        comment="Pool inference reads only the unlabelled images and the validation images.",
+        bucket=bucket,
+        prefix_path="$.iteration.keys.pool",
+        shard_state_name=states.CHOOSE_SHARD_IMAGES_TO_INFER,
+        shard_function=functions[states.CHOOSE_SHARD_IMAGES_TO_INFER],
+        max_concurrency=settings.route_max_concurrency,
+    )
+    choose_images_to_infer.add_catch(record_failure, errors=["States.ALL"], result_path=FAILURE_PATH)
+    route = shard_map(
+        scope,
+        states.ROUTE_IMAGES,
+        comment="Confident images are auto-labelled; the rest become ranked candidates for humans.",
+        bucket=bucket,
+        prefix_path="$.iteration.keys.inference",
+        shard_state_name=states.ROUTE_SHARD,
+        shard_function=functions[states.ROUTE_SHARD],
+        max_concurrency=settings.route_max_concurrency,
     )
     route.add_catch(record_failure, errors=["States.ALL"], result_path=FAILURE_PATH)
     select_for_humans = loop_step(
@@ -154,7 +172,8 @@ def labelling_definition(
         .otherwise(split)
     )
     add_new_arrivals.next(is_people_only)
-    split.next(has_previous_model)
+    split.next(choose_images_to_infer)
+    choose_images_to_infer.next(has_previous_model)
     train_warm.next(create_model)
     train_from_scratch.next(create_model)
     create_model.next(run_inference)

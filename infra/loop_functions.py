@@ -50,6 +50,12 @@ LOOP_HANDLERS: dict[str, LoopHandler] = {
         2048,
         15,
     ),
+    states.CHOOSE_SHARD_IMAGES_TO_INFER: LoopHandler(
+        "lambdas.loop.choose_shard_images_to_infer.handler",
+        "Writes one pool shard's unlabelled and validation images as the pool inference's input",
+        2048,
+        15,
+    ),
     states.COMPUTE_THRESHOLD: LoopHandler(
         "lambdas.loop.compute_threshold.handler", "Chooses the guaranteed auto-labelling threshold", 2048, 15
     ),
@@ -90,6 +96,7 @@ LOOP_WRITES: dict[str, tuple[str, ...]] = {
     states.SELECT_WAVE_FOR_PEOPLE: HUMAN_TASKS,
     states.CHECK_HUMAN_LABEL_QUALITY: (),
     states.SPLIT_TRAIN_VALIDATION: (f"{every_iteration(lambda iteration: ANY_RUN.training_channel(iteration, '*'))}*",),
+    states.CHOOSE_SHARD_IMAGES_TO_INFER: (f"{every_iteration(ANY_RUN.inference_input)}*",),
     states.COMPUTE_THRESHOLD: (every_iteration(ANY_RUN.threshold), every_iteration(ANY_RUN.model_record)),
     states.ROUTE_SHARD: (f"{every_iteration(lambda iteration: ANY_RUN.routing_prefix(iteration, '*'))}*",),
     states.SELECT_IMAGES_FOR_HUMANS: HUMAN_TASKS,

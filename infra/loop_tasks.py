@@ -1,4 +1,5 @@
-"""The loop's Lambda and human states: invoke a loop Lambda, wait for people, route the pool in a Distributed Map."""
+"""The loop's Lambda and human states: invoke a loop Lambda, wait for people, one Lambda call per shard in a
+Distributed Map (choose the images to infer, route the inferred ones)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra import state_names as states
 from infra.task_retries import LAMBDA_TRANSIENT_ERRORS, SQS_TRANSIENT_ERRORS, retry_transient_errors
 
 FAILURE_PATH = "$.failure"
@@ -59,15 +59,23 @@ def human_task(
     return task
 
 
-def route_images(
-    scope: Construct, *, bucket: s3.IBucket, route_shard: lambda_.IFunction, max_concurrency: int
+def shard_map(
+    scope: Construct,
+    state_name: str,
+    *,
+    comment: str,
+    bucket: s3.IBucket,
+    prefix_path: str,
+    shard_state_name: str,
+    shard_function: lambda_.IFunction,
+    max_concurrency: int,
 ) -> sfn.DistributedMap:
-    """A Distributed Map over the inference output shards; each shard is routed by one Lambda call."""
+    """A Distributed Map over the objects under the key at ``prefix_path``; each is passed to one Lambda call."""
     distributed_map = sfn.DistributedMap(
         scope,
-        states.ROUTE_IMAGES,
-        comment="Confident images are auto-labelled; the rest become ranked candidates for humans.",
-        item_reader=sfn.S3ObjectsItemReader(bucket=bucket, prefix=sfn.JsonPath.string_at("$.iteration.keys.inference")),
+        state_name,
+        comment=comment,
+        item_reader=sfn.S3ObjectsItemReader(bucket=bucket, prefix=sfn.JsonPath.string_at(prefix_path)),
         item_selector={
             "run_id.$": "$.run_id",
             "bucket.$": "$.bucket",
@@ -78,9 +86,7 @@ def route_images(
         map_execution_type=sfn.StateMachineType.STANDARD,
         result_path=sfn.JsonPath.DISCARD,
     )
-    route_shard_task = lambda_task(
-        scope, route_shard, states.ROUTE_SHARD, payload={"shard.$": "$"}, result_path="$.routed"
-    )
-    retry_transient_errors(route_shard_task, LAMBDA_TRANSIENT_ERRORS)
-    distributed_map.item_processor(route_shard_task)
+    shard_task = lambda_task(scope, shard_function, shard_state_name, payload={"shard.$": "$"}, result_path="$.shard")
+    retry_transient_errors(shard_task, LAMBDA_TRANSIENT_ERRORS)
+    distributed_map.item_processor(shard_task)
     return distributed_map

@@ -140,7 +140,8 @@ def transform_task(
         transform_input=tasks.TransformInput(
             transform_data_source=tasks.TransformDataSource(
                 s3_data_source=tasks.TransformS3DataSource(
-                    s3_uri=sfn.JsonPath.string_at("$.iteration.uris.pool"), s3_data_type=tasks.S3DataType.S3_PREFIX
+                    s3_uri=sfn.JsonPath.string_at("$.iteration.uris.inference_input"),
+                    s3_data_type=tasks.S3DataType.S3_PREFIX,
                 )
             ),
             content_type="application/jsonlines",

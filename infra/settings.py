@@ -68,6 +68,7 @@ class EnvironmentSettings(BaseModel):
     scratch_expiry_days: int = Field(ge=1)
     log_retention: Literal["ONE_WEEK", "TWO_WEEKS", "ONE_MONTH", "THREE_MONTHS", "SIX_MONTHS", "ONE_YEAR"]
     route_max_concurrency: int = Field(ge=1, le=1000)
+    """Parallel Lambdas in each Distributed Map over shards (ChooseImagesToInfer, RouteImages)."""
     labelling_defaults: dict[str, Any] = Field(default_factory=dict)
     workforce: Literal["browser", "a2i"] = "browser"
     """Who labels on AWS: ``browser`` (boxloop's labelling page, API and sign-in) or ``a2i`` (accounts that

@@ -66,7 +66,10 @@ class LambdaEnvironment(BaseModel):
         60, ge=1, alias="TRAINING_EPOCHS", description="RegisterPool (infra/loop_functions.py): epochs per training job"
     )
     training_min_steps: int = Field(
-        1, ge=1, alias="TRAINING_MIN_STEPS", description="RegisterPool (infra/loop_functions.py): steps per job at least"
+        1,
+        ge=1,
+        alias="TRAINING_MIN_STEPS",
+        description="RegisterPool (infra/loop_functions.py): steps per job at least",
     )
     service_name: str | None = Field(
         None, alias="POWERTOOLS_SERVICE_NAME", description="each function's Powertools service (infra/lambda_image.py)"

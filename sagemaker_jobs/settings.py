@@ -64,9 +64,7 @@ class Hyperparameters(BaseModel):
         return classes
 
 
-def planned_steps(
-    n_train_images: int, batch_size: int, epochs: int, max_steps: int | None, min_steps: int = 1
-) -> int:
+def planned_steps(n_train_images: int, batch_size: int, epochs: int, max_steps: int | None, min_steps: int = 1) -> int:
     """The optimiser steps a job takes: ``epochs`` passes over the training images, at least ``min_steps`` (a
     small corpus still trains enough steps to learn), at most ``max_steps``.
 

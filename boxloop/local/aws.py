@@ -1,6 +1,7 @@
 """``LocalAws``: the embedded AWS of a local run (a threaded moto server with our hooks installed).
 
-The hooks (in-process Lambda, local SageMaker jobs and ``.sync``) patch moto's classes, so they
+The hooks (in-process Lambda, local SageMaker jobs and ``.sync``, DynamoDB transactions that snapshot items
+rather than copy tables) patch moto's classes, so they
 must live in the process that serves the requests: this one. Entering the context starts a
 moto server on a free loopback port, enables Step Functions execution, and points this process
 at it (``AWS_ENDPOINT_URL``, ``MOTO_PORT`` for the interpreter's own clients, dummy credentials,
@@ -20,7 +21,7 @@ import boto3
 import requests
 from moto.server import ThreadedMotoServer
 
-from boxloop.local import lambda_runtime
+from boxloop.local import dynamodb_transactions, lambda_runtime
 from boxloop.local.sagemaker.job_code import SageMakerJobCode
 from boxloop.local.sagemaker.local_sagemaker import LocalSageMaker
 
@@ -94,6 +95,7 @@ class LocalAws:
         """Install the hooks, start the server, enable execution, and point this process at it."""
         lambda_runtime.install(self._lambda_environment)
         self.sagemaker.install()
+        dynamodb_transactions.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)  # failures are in the execution's history
         names = (*_ENVIRONMENT_NAMES, *self._lambda_environment)
@@ -137,6 +139,7 @@ class LocalAws:
     def stop(self) -> None:
         """Stop running jobs and the server, uninstall the SageMaker hooks; restore the environment this process had."""
         self.sagemaker.uninstall()
+        dynamodb_transactions.uninstall()
         if self._server is not None:
             try:
                 self.configure(execute_state_machines=False)

@@ -17,22 +17,12 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from boxloop.layout import RunLayout
-from boxloop.manifest import iter_records
-from boxloop.models import Box, Prediction
+from boxloop.models import Prediction
 from boxloop.threshold_step import measure_validation, threshold_step
-from lambdas.adapters.storage import iter_document_lines, list_keys, write_document
+from lambdas.adapters.storage import list_keys, write_document
 from lambdas.loop.events import ComputeThresholdEvent
-from lambdas.loop.run_data import gold_qualities, iter_jsonl, read_run_config
+from lambdas.loop.run_data import gold_qualities, iter_jsonl, read_run_config, validation_boxes
 from lambdas.observability import lambda_handler, logger, metrics
-
-
-def validation_boxes(layout: RunLayout, iteration: int, attribute: str) -> dict[str, list[Box]]:
-    """Image id → human boxes of this iteration's validation channel."""
-    boxes: dict[str, list[Box]] = {}
-    for key in list_keys(layout.bucket, layout.training_channel(iteration, "validation")):
-        for record in iter_records(iter_document_lines(layout.bucket, key), f"s3://{layout.bucket}/{key}", attribute):
-            boxes[record.image_id] = record.boxes
-    return boxes
 
 
 def iter_predictions(layout: RunLayout, iteration: int) -> Iterator[Prediction]:

@@ -55,7 +55,8 @@ class FinalizeEvent(RunEvent):
 
 
 class ShardItem(BaseModel):
-    """One Distributed Map item of RouteImages: an inference output shard."""
+    """One Distributed Map item: a shard's key (ChooseImagesToInfer: a pool shard; RouteImages: an inference
+    output shard)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -69,8 +70,8 @@ class ShardItem(BaseModel):
         return RunLayout(bucket=self.bucket, run_id=self.run_id)
 
 
-class RouteShardEvent(BaseModel):
-    """RouteShard: ``{"shard": <item>}``."""
+class ShardEvent(BaseModel):
+    """ChooseShardImagesToInfer and RouteShard: ``{"shard": <item>}``."""
 
     shard: ShardItem
 

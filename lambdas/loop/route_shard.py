@@ -16,46 +16,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from boxloop.layout import RunLayout
 from boxloop.models import Prediction
-from boxloop.publish import shard_for
 from boxloop.selection import RoutedCandidates, RoutingCounts, route_for_iteration
 from boxloop.threshold_step import ThresholdDocument
-from lambdas.adapters.storage import iter_document_lines, write_bytes, write_jsonl
-from lambdas.loop.events import RouteShardEvent, ShardItem
-from lambdas.loop.run_data import (
-    answer_ids,
-    iter_jsonl,
-    latest_index,
-    read_model,
-    read_run_config,
-)
+from lambdas.adapters.storage import write_bytes, write_jsonl
+from lambdas.loop.events import ShardEvent, ShardItem
+from lambdas.loop.run_data import iter_jsonl, labelled_among, read_model, read_run_config
 from lambdas.observability import lambda_handler, logger, metrics
 
 
 def shard_name(shard_key: str) -> str:
     """The inference shard's file name (``i0000-00000.jsonl.out``)."""
     return shard_key.rsplit("/", 1)[-1]
-
-
-def labelled_among(layout: RunLayout, iteration: int, image_ids: set[str]) -> set[str]:
-    """Which of ``image_ids`` are labelled: in the latest manifest version, or accepted by humans since; or out
-    of the pool because a labeller said they cannot be labelled (``human/unlabellable/``, reported with reasons).
-
-    The version's per-shard id lists (written by PublishManifestVersion) are read for the
-    shards that can hold these images, so no manifest line is decoded here.
-    """
-    labelled: set[str] = set()
-    for earlier in range(iteration + 1):
-        for prefix in (layout.labels(earlier), layout.unlabellable(earlier)):
-            labelled.update(image_id for image_id in answer_ids(layout, prefix) if image_id in image_ids)
-    index = latest_index(layout)
-    if index is not None:
-        needed = sorted({shard_for(image_id, index.n_shards) for image_id in image_ids})
-        for shard_index in needed:
-            key = layout.labelled_ids(index.version, index.shards[shard_index].name)
-            labelled.update(line for line in iter_document_lines(layout.bucket, key) if line in image_ids)
-    return labelled
 
 
 def route(item: ShardItem) -> RoutingCounts:
@@ -100,7 +72,7 @@ def route(item: ShardItem) -> RoutingCounts:
 
 
 @lambda_handler
-@event_parser(model=RouteShardEvent)
-def handler(event: RouteShardEvent, context: LambdaContext) -> dict:
+@event_parser(model=ShardEvent)
+def handler(event: ShardEvent, context: LambdaContext) -> dict:
     """Powertools entry point: see ``route``."""
     return route(event.shard).model_dump()

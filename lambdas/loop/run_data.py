@@ -14,8 +14,8 @@ from boxloop.config import LabelingConfig
 from boxloop.human_loop import GoldAnswer, UnlabellableAnswer
 from boxloop.layout import ANSWER_SUFFIX, INDEX_NAME, RunLayout, answer_image_id, manifest_key
 from boxloop.manifest import iter_jsonl_models, iter_records
-from boxloop.models import HumanLabel, HumanTask, HumanTaskPurpose, ImageRecord, LabelRecord
-from boxloop.publish import VersionIndex, loads_index, parse_latest
+from boxloop.models import Box, HumanLabel, HumanTask, HumanTaskPurpose, ImageRecord, LabelRecord
+from boxloop.publish import VersionIndex, loads_index, parse_latest, shard_for
 from boxloop.report import UnlabellableImage
 from lambdas.adapters.labeling_config import read_run_labeling_config
 from lambdas.adapters.storage import iter_document_lines, list_keys, read_document
@@ -154,3 +154,32 @@ def unlabellable_images(layout: RunLayout, last_iteration: int) -> list[Unlabell
             if answer is not None:
                 images.append(UnlabellableImage.of(answer, iteration))
     return images
+
+
+def labelled_among(layout: RunLayout, iteration: int, image_ids: set[str]) -> set[str]:
+    """Which of ``image_ids`` are labelled: in the latest manifest version, or accepted by humans since; or out
+    of the pool because a labeller said they cannot be labelled (``human/unlabellable/``, reported with reasons).
+
+    The version's per-shard id lists (written by PublishManifestVersion) are read for the
+    shards that can hold these images, so no manifest line is decoded here.
+    """
+    labelled: set[str] = set()
+    for earlier in range(iteration + 1):
+        for prefix in (layout.labels(earlier), layout.unlabellable(earlier)):
+            labelled.update(image_id for image_id in answer_ids(layout, prefix) if image_id in image_ids)
+    index = latest_index(layout)
+    if index is not None:
+        needed = sorted({shard_for(image_id, index.n_shards) for image_id in image_ids})
+        for shard_index in needed:
+            key = layout.labelled_ids(index.version, index.shards[shard_index].name)
+            labelled.update(line for line in iter_document_lines(layout.bucket, key) if line in image_ids)
+    return labelled
+
+
+def validation_boxes(layout: RunLayout, iteration: int, attribute: str) -> dict[str, list[Box]]:
+    """Image id → human boxes of this iteration's validation channel."""
+    boxes: dict[str, list[Box]] = {}
+    for key in list_keys(layout.bucket, layout.training_channel(iteration, "validation")):
+        for record in iter_records(iter_document_lines(layout.bucket, key), f"s3://{layout.bucket}/{key}", attribute):
+            boxes[record.image_id] = record.boxes
+    return boxes

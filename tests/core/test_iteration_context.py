@@ -15,7 +15,12 @@ def test_job_tokens_differ_per_execution():
 
 def test_the_context_names_the_iteration_s_data_and_training_job():
     context = iteration_context(
-        LAYOUT, 2, "run-1-i0000", CONFIG, None, training_model="tiny",
+        LAYOUT,
+        2,
+        "run-1-i0000",
+        CONFIG,
+        None,
+        training_model="tiny",
         training_max_seconds=60,
         training_epochs=5,
         training_min_steps=40,
@@ -39,7 +44,12 @@ def test_the_context_names_the_iteration_s_data_and_training_job():
 
 def test_a_warm_start_is_passed_on():
     context = iteration_context(
-        LAYOUT, 3, "e", CONFIG, "s3://data/m.tar.gz", training_model="m",
+        LAYOUT,
+        3,
+        "e",
+        CONFIG,
+        "s3://data/m.tar.gz",
+        training_model="m",
         training_max_seconds=1,
         training_epochs=1,
         training_min_steps=1,

@@ -88,6 +88,7 @@ def test_run_keys_are_pinned():
         (LAYOUT.model_output(2), f"{iteration}model/"),
         (LAYOUT.model_record(2), f"{iteration}model.json"),
         (LAYOUT.model_artifact(2, "job-1"), f"{iteration}model/job-1/output/model.tar.gz"),
+        (LAYOUT.inference_input(2), f"{iteration}inference-input/"),
         (LAYOUT.inference(2), f"{iteration}inference/"),
         (LAYOUT.threshold(2), f"{iteration}threshold.json"),
         (LAYOUT.routed_auto(2, "i0000-00000.jsonl.out"), f"{iteration}routing/auto/i0000-00000.jsonl.out.jsonl"),

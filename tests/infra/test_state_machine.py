@@ -19,6 +19,7 @@ LOOP_STATES = [
     "AddNewArrivalsToPool",
     "IsNextIterationForPeopleOnly",
     "SplitTrainValidation",
+    "ChooseImagesToInfer",
     "HasPreviousModel",
     "TrainDetector",
     "TrainDetectorFromPreviousModel",
@@ -73,7 +74,8 @@ def test_states_are_named_for_what_they_do(asl):
 def test_the_exported_state_names_are_the_definitions_states(asl):
     exported = {value for name, value in vars(state_names).items() if name.isupper() and isinstance(value, str)}
     route_images = asl["States"][state_names.ROUTE_IMAGES]["ItemProcessor"]["States"]
-    assert exported == set(asl["States"]) | set(route_images)
+    choose = asl["States"][state_names.CHOOSE_IMAGES_TO_INFER]["ItemProcessor"]["States"]
+    assert exported == set(asl["States"]) | set(route_images) | set(choose)
     for name in state_names.HUMAN_STATES:
         assert asl["States"][name]["Resource"].endswith(":states:::sqs:sendMessage.waitForTaskToken")
     for name in state_names.TRAINING_STATES:
@@ -83,6 +85,8 @@ def test_the_exported_state_names_are_the_definitions_states(asl):
 def test_every_task_retries_with_one_backoff(asl):
     retries = [retry for state in asl["States"].values() for retry in state.get("Retry", [])]
     retries += asl["States"][state_names.ROUTE_IMAGES]["ItemProcessor"]["States"][state_names.ROUTE_SHARD]["Retry"]
+    choose = asl["States"][state_names.CHOOSE_IMAGES_TO_INFER]["ItemProcessor"]["States"]
+    retries += choose[state_names.CHOOSE_SHARD_IMAGES_TO_INFER]["Retry"]
     assert {(r["IntervalSeconds"], r["MaxAttempts"], r["BackoffRate"]) for r in retries} == {(5, 4, 2)}
 
 
@@ -142,17 +146,27 @@ def test_pool_inference_is_a_line_split_jsonlines_transform(asl):
     assert params["TransformInput"]["SplitType"] == "Line"
     assert params["BatchStrategy"] == "MultiRecord"
     assert params["TransformOutput"]["AssembleWith"] == "Line"
+    assert params["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri.$"] == "$.iteration.uris.inference_input"
     assert params["TransformResources"]["InstanceCount"] == 1
     create_model = asl["States"]["CreateModel"]["Parameters"]
     assert create_model["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
 
 
-def test_route_images_is_a_distributed_map_moto_can_run(asl):
-    state = asl["States"]["RouteImages"]
+@pytest.mark.parametrize(
+    ("name", "prefix", "after"),
+    [("ChooseImagesToInfer", "pool", "HasPreviousModel"), ("RouteImages", "inference", "SelectImagesForHumans")],
+)
+def test_the_shard_maps_are_distributed_maps_moto_can_run(asl, name, prefix, after):
+    state = asl["States"][name]
     assert state["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
     assert state["ItemReader"]["Resource"].endswith(":states:::s3:listObjectsV2")
-    assert state["ItemReader"]["Parameters"]["Prefix.$"] == "$.iteration.keys.inference"
+    assert state["ItemReader"]["Parameters"]["Prefix.$"] == f"$.iteration.keys.{prefix}"
     assert "ItemBatcher" not in state and "ResultWriter" not in state and "ToleratedFailurePercentage" not in state
+    assert state["Next"] == after
+
+
+def test_the_images_to_infer_are_chosen_after_the_split_that_names_the_validation_images(asl):
+    assert asl["States"]["SplitTrainValidation"]["Next"] == "ChooseImagesToInfer"
 
 
 def test_done_choice_covers_every_stopping_reason(asl):

@@ -19,6 +19,7 @@ from boxloop.validation_split import validation_ids
 from lambdas.adapters import registry, runs, storage
 from lambdas.loop import (
     check_human_label_quality,
+    choose_shard_images_to_infer,
     compute_threshold,
     publish_manifest_version,
     record_failure,
@@ -28,12 +29,13 @@ from lambdas.loop import (
     select_initial_sample,
     split_train_validation,
 )
-from lambdas.loop.run_data import gold_qualities, unlabellable_images
+from lambdas.loop.run_data import gold_qualities, labelled_among, unlabellable_images
 from tests.lambdas_loop.conftest import BUCKET, RUN_ID, image_id
 from tests.moto_account import FakeLambdaContext
 
 RUN = {"run_id": RUN_ID, "bucket": BUCKET, "config_key": "config/labeling.json"}
 CONTEXT = FakeLambdaContext()
+_SHARD = {"run_id": RUN_ID, "bucket": BUCKET}
 
 
 def _register(iteration: int = 0, execution: str = f"{RUN_ID}-i0000") -> dict:
@@ -45,7 +47,8 @@ def test_register_pool_returns_the_iteration_context_and_snapshots_the_config(aw
     aws.register_images(12)
     context = _register()
     assert context["number"] == 0 and context["label"] == "0000" and len(context["job_token"]) == 6
-    assert context["uris"]["pool"] == f"s3://{BUCKET}/runs/{RUN_ID}/pool/"
+    assert context["uris"]["inference_input"] == f"s3://{BUCKET}/runs/{RUN_ID}/iterations/0000/inference-input/"
+    assert context["keys"]["pool"] == f"runs/{RUN_ID}/pool/"
     assert context["keys"]["inference"] == f"runs/{RUN_ID}/iterations/0000/inference/"
     assert "warm_start" not in context["uris"]
     assert json.loads(context["hyperparameters"]["classes"]) == ["bottle", "can"]
@@ -214,6 +217,32 @@ def test_validation_is_an_exact_keyed_random_count_of_the_initial_labels_topped_
     assert len(chosen - validation_ids(sample, 6, 0)) == 2  # the rejected images were replaced
 
 
+def test_pool_inference_reads_only_the_unlabelled_and_the_validation_images(aws):
+    aws.put_config(initial_sample_size=10, human_budget_hours=1.0, validation_share=0.4)
+    pool = [record.image_id for record in aws.register_images(25)]
+    _register()
+    trained = _label_the_initial_sample(aws, 10.0)
+    split = split_train_validation.handler({**RUN, "iteration": trained}, CONTEXT)
+    validation_prefix = aws.layout.training_channel(trained, "validation")
+    validation = {json.loads(line)["bounding-box-metadata"]["image-id"] for key in aws.keys(validation_prefix)
+                  for line in aws.read_lines(key)}  # fmt: skip
+    labelled = {task.image_id for iteration in range(trained) for task in aws.tasks(iteration)}
+    counts = [
+        choose_shard_images_to_infer.handler({"shard": {**_SHARD, "iteration": trained, "shard_key": key}}, CONTEXT)
+        for key in aws.keys(aws.layout.pool_prefix)
+    ]
+    chosen = [
+        json.loads(line)["image_id"]
+        for key in aws.keys(aws.layout.inference_input(trained))
+        for line in aws.read_lines(key)
+    ]
+    assert len(labelled) == 10 and len(validation) == split["validation_images"] == 5
+    assert sorted(chosen) == sorted((set(pool) - labelled) | validation)  # each once, the train images left out
+    assert sum(c["pool_images"] for c in counts) == 25 and sum(c["images_to_infer"] for c in counts) == 20
+    keys = [key.rsplit("/", 1)[-1] for key in aws.keys(aws.layout.inference_input(trained))]
+    assert keys == [key.rsplit("/", 1)[-1] for key in aws.keys(aws.layout.pool_prefix)]  # the pool shards' names
+
+
 def test_record_failure_writes_the_error_and_releases_the_lock(aws):
     state = {
         **RUN,
@@ -308,7 +337,7 @@ def test_an_image_that_cannot_be_labelled_leaves_the_pool(aws):
     storage.write_document(BUCKET, layout.reviewed_answer(1, "unlabellable", image_id(3)), "{}")
     storage.write_document(BUCKET, layout.label(0, image_id(4)), "{}")
     pool = {image_id(3), image_id(4), image_id(5)}
-    assert route_shard.labelled_among(layout, 1, pool) == {image_id(3), image_id(4)}
+    assert labelled_among(layout, 1, pool) == {image_id(3), image_id(4)}
 
 
 def test_the_images_that_cannot_be_labelled_are_read_with_their_reasons_for_the_report(aws):
