@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,6 +63,11 @@ def _mapped_errors(action: str, bucket: str, key: str) -> Iterator[None]:
         if is_transient(exc):
             raise TransientStorageError(f"{action} s3://{bucket}/{key}: {exc}") from exc
         raise
+
+
+UPLOAD_THREADS = 16
+SINGLE_PUT_BYTES = 8 * 1024 * 1024
+"""Files up to this size go up in one PUT (boto3's own multipart threshold); larger ones in parts."""
 
 
 def _s3():
@@ -198,13 +204,24 @@ def delete_object(bucket: str, key: str) -> None:
         _s3().delete_object(Bucket=bucket, Key=key)
 
 
-def upload_directory(bucket: str, prefix: str, folder: str | os.PathLike[str]) -> list[str]:
-    """Upload every file under ``folder`` to ``prefix`` + its relative path; returns the keys, sorted."""
-    root = Path(folder)
-    keys = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        key = f"{prefix}{path.relative_to(root).as_posix()}"
-        with _mapped_errors("uploading", bucket, key):
+def _upload_file(bucket: str, key: str, path: Path) -> None:
+    with _mapped_errors("uploading", bucket, key):
+        if path.stat().st_size <= SINGLE_PUT_BYTES:
+            _s3().put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        else:
             _s3().upload_file(str(path), bucket, key)
-        keys.append(key)
+
+
+def upload_directory(bucket: str, prefix: str, folder: str | os.PathLike[str]) -> list[str]:
+    """Upload every file under ``folder`` to ``prefix`` + its relative path; returns the keys, sorted.
+
+    Files go up ``UPLOAD_THREADS`` at a time (an export holds a small file per image), each small one in a single
+    PUT and a large one in parts; the first failure is raised once the others have finished.
+    """
+    root = Path(folder)
+    paths = sorted(p for p in root.rglob("*") if p.is_file())
+    keys = [f"{prefix}{path.relative_to(root).as_posix()}" for path in paths]
+    with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
+        for done in [pool.submit(_upload_file, bucket, key, path) for key, path in zip(keys, paths, strict=True)]:
+            done.result()
     return keys

@@ -97,7 +97,14 @@ def test_a_failed_upload_is_transient_when_s3_throttled_it(aws, monkeypatch, tmp
         except ClientError as exc:
             raise S3UploadFailedError(f"Failed to upload: {exc}")  # noqa: B904
 
+    def throttled_put(**kwargs):
+        raise ClientError({"Error": {"Code": "SlowDown", "Message": "slow down"}}, "PutObject")
+
     (tmp_path / "a.txt").write_text("a")
+    monkeypatch.setattr(aws_client("s3"), "put_object", throttled_put)  # a small file: one PUT
+    with pytest.raises(storage.TransientStorageError, match="uploading s3://.*a.txt"):
+        storage.upload_directory(BUCKET, "runs/r/up/", tmp_path)
+    monkeypatch.setattr(storage, "SINGLE_PUT_BYTES", 0)  # a large file: boto3's transfer in parts
     monkeypatch.setattr(aws_client("s3"), "upload_file", throttled_upload)
-    with pytest.raises(storage.TransientStorageError, match="uploading s3://"):
+    with pytest.raises(storage.TransientStorageError, match="uploading s3://.*a.txt"):
         storage.upload_directory(BUCKET, "runs/r/up/", tmp_path)
