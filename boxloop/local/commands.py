@@ -30,10 +30,10 @@ DEMO_IMAGES = 1500
 DEMO_IMAGE_SIZE = 256
 DEMO_EASY_SHARE = 0.5
 DETECTORS = ("centernet-effnet-lite0", "tiny")
-DEFAULT_EPOCHS = 7
-"""Epochs per training job locally (the stack's ``training_epochs``): the demo trains about 77 steps in iteration 1
-(180 training images, batch 16) and 140 in iteration 2 (330), about 220 in all like its former 2 x 180 s at the
-measured 1.6-2 s per step of the default detector on 2 cores."""
+DEFAULT_EPOCHS = 6
+"""Epochs per training job locally (the stack's ``training_epochs``): the demo's first detector trains the floor's
+100 steps (``DEFAULT_MIN_STEPS``; 6 epochs of its 180 training images would be 66) and its second, warm-started,
+126 (6 epochs of 336), at about 2.1-2.5 s per step of the default detector on 2 cores."""
 DEFAULT_MIN_STEPS = 100
 """Steps per training job at least locally (the stack's ``training_min_steps``): a corpus of a few hundred images
 trains only a few dozen steps in 7 epochs, too few to learn from (docs/benchmarks.md, "Corpus profiles")."""

@@ -1,13 +1,11 @@
-"""End to end on the corpus profiles the loop treats differently: ``boxloop run`` on a tiny corpus completes, labels
-each image at most once, accounts for every image, holds the human budget and leaves no image unlabelled while
+"""End to end on every corpus profile: ``boxloop run`` on a tiny corpus completes, labels each image at most once, accounts for every image, holds the human budget and leaves no image unlabelled while
 budget remains; the single-class run's exports and report work with one class, and a second run of it gives the
 same labels.
 
 One run per profile (module fixture, parametrised): 30 generated images, the tiny detector, one trained
 iteration after the random initial sample, and a budget that binds on the dense profile. ``retail`` is the
-generator ``tests/local/test_local_run.py`` already runs end to end, and ``mixed-sizes`` differs from it only in
-the spread of product sizes, which no loop decision reads; both run in ``bench/profiles.py`` (CI time: each run
-here costs about a minute on 2 cores).
+generator ``tests/local/test_local_run.py`` runs end to end with the same assertions (every image once, budget
+held, completion), so it is not run twice (CI time: each run here costs about a minute on 2 cores).
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ CONFIG = {
 }
 TRAINING = ["--detector", "tiny", "--epochs", "4", "--train-seconds", "300"]
 RUN_TIMEOUT = 1200
-PROFILES = ("single-class", "dense", "small-objects")
+PROFILES = ("single-class", "dense", "small-objects", "mixed-sizes")
 
 
 @dataclass(frozen=True)
