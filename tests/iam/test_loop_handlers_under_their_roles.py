@@ -9,6 +9,7 @@ import pytest
 from infra.loop_functions import LOOP_HANDLERS, LOOP_WRITES
 from lambdas.loop import (
     check_human_label_quality,
+    choose_shard_images_to_infer,
     compute_threshold,
     finalize,
     publish_manifest_version,
@@ -43,6 +44,7 @@ HANDLERS = {
     f"lambdas.loop.{module.__name__.rsplit('.', 1)[-1]}.handler": module
     for module in (
         check_human_label_quality,
+        choose_shard_images_to_infer,
         compute_threshold,
         finalize,
         publish_manifest_version,

@@ -9,6 +9,7 @@ from boxloop.models import HumanTaskPurpose, IterationMetrics, LabelSource
 from lambdas.adapters import runs
 from lambdas.loop import (
     check_human_label_quality,
+    choose_shard_images_to_infer,
     compute_threshold,
     finalize,
     publish_manifest_version,
@@ -78,6 +79,12 @@ def _run_trained_iteration(aws) -> tuple[dict, dict, dict]:
     event = {**RUN, "iteration": TRAINED}
     split = split_train_validation.handler(event, CONTEXT)
     assert split["train_images"] > 0 and split["validation_images"] >= 5
+    run_fields = {k: RUN[k] for k in ("run_id", "bucket")}
+    chosen = [
+        choose_shard_images_to_infer.handler({"shard": {**run_fields, "iteration": TRAINED, "shard_key": key}}, CONTEXT)
+        for key in aws.keys(context["keys"]["pool"])
+    ]
+    assert sum(c["images_to_infer"] for c in chosen) == sum(c["pool_images"] for c in chosen) - split["train_images"]
     aws.write_predictions(TRAINED)
     threshold = compute_threshold.handler({**event, "model_version": "run-1-i0002-abcdef-train"}, CONTEXT)
     for key in aws.keys(context["keys"]["inference"]):
