@@ -33,8 +33,7 @@ def choose_shard_images(item: ShardItem) -> dict[str, int]:
     validation = set(validation_boxes(layout, item.iteration, config.label_attribute))
     chosen = images_to_infer(zip(ids, lines, strict=True), labelled, validation)
     if chosen:
-        name = item.shard_key.rsplit("/", 1)[-1]
-        write_jsonl(layout.bucket, f"{layout.inference_input(item.iteration)}{name}", chosen, scratch=True)
+        write_jsonl(layout.bucket, f"{layout.inference_input(item.iteration)}{item.file_name}", chosen, scratch=True)
     counts = {"pool_images": len(lines), "images_to_infer": len(chosen)}
     metrics.add_metric(name="ImagesToInfer", unit=MetricUnit.Count, value=len(chosen))
     logger.info("chose the shard's images to infer", extra={"shard_key": item.shard_key, **counts})

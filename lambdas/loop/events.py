@@ -69,6 +69,11 @@ class ShardItem(BaseModel):
     def layout(self) -> RunLayout:
         return RunLayout(bucket=self.bucket, run_id=self.run_id)
 
+    @property
+    def file_name(self) -> str:
+        """The shard's file name (``i0000-00000.jsonl``, ``i0000-00000.jsonl.out``)."""
+        return self.shard_key.rsplit("/", 1)[-1]
+
 
 class ShardEvent(BaseModel):
     """ChooseShardImagesToInfer and RouteShard: ``{"shard": <item>}``."""

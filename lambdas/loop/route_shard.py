@@ -25,11 +25,6 @@ from lambdas.loop.run_data import iter_jsonl, labelled_among, read_model, read_r
 from lambdas.observability import lambda_handler, logger, metrics
 
 
-def shard_name(shard_key: str) -> str:
-    """The inference shard's file name (``i0000-00000.jsonl.out``)."""
-    return shard_key.rsplit("/", 1)[-1]
-
-
 def route(item: ShardItem) -> RoutingCounts:
     """Route one inference shard; write its auto-labels and candidates; return its counts."""
     layout = item.layout
@@ -40,7 +35,7 @@ def route(item: ShardItem) -> RoutingCounts:
     predictions = list(iter_jsonl(layout.bucket, item.shard_key, Prediction))
     excluded = labelled_among(layout, item.iteration, {p.image_id for p in predictions})
     routing = route_for_iteration(predictions, threshold.decision.threshold, excluded, config, item.iteration)
-    name = shard_name(item.shard_key)
+    name = item.file_name
     write_jsonl(
         layout.bucket,
         layout.routed_auto(item.iteration, name),
