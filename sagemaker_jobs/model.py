@@ -234,25 +234,28 @@ def save_model(model: CenterNetDetector, model_dir: Path) -> DetectorConfig:
     return config
 
 
-def _unpack_if_archive(model_path: Path) -> Path:
-    """The directory holding the model files: ``model_path`` itself, or a ``model.tar.gz`` in it, unpacked."""
-    archive = model_path if model_path.is_file() else model_path / "model.tar.gz"
-    if (model_path / CONFIG_FILE).exists() or not archive.is_file():
-        return model_path
-    target = Path(tempfile.mkdtemp(prefix="boxloop-model-"))
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
-    return target
-
-
-def load_model(model_path: Path, device: torch.device | str = "cpu") -> CenterNetDetector:
-    """Load a saved detector from a model directory, or a ``model.tar.gz`` (or a directory holding one)."""
-    model_dir = _unpack_if_archive(Path(model_path))
+def _read_model_files(model_dir: Path, model_path: Path) -> tuple[DetectorConfig, dict[str, torch.Tensor]]:
+    """The configuration and weights saved in ``model_dir`` (``model_path`` names the model in errors)."""
     config_path = model_dir / CONFIG_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"{model_path}: no {CONFIG_FILE} (expected a model directory or model.tar.gz)")
     config = DetectorConfig.model_validate_json(config_path.read_text())
+    return config, torch.load(model_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+
+
+def load_model(model_path: Path, device: torch.device | str = "cpu") -> CenterNetDetector:
+    """Load a saved detector from a model directory, or a ``model.tar.gz`` (or a directory holding one).
+
+    An archive is unpacked into a temporary directory that is removed once the weights are in memory.
+    """
+    model_path = Path(model_path)
+    archive = model_path if model_path.is_file() else model_path / "model.tar.gz"
+    if (model_path / CONFIG_FILE).exists() or not archive.is_file():
+        config, state = _read_model_files(model_path, model_path)
+    else:
+        with tempfile.TemporaryDirectory(prefix="boxloop-model-") as unpacked, tarfile.open(archive) as tar:
+            tar.extractall(unpacked, filter="data")
+            config, state = _read_model_files(Path(unpacked), model_path)
     model = build_detector(config, pretrained_backbone=False)
-    state = torch.load(model_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return model.to(device).eval()

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,22 @@ def test_warm_start_loads_the_previous_model(
     after = load_model(tmp_path / "job" / "model").state_dict()
     # with a negligible learning rate the weights stay those of the previous model
     assert torch.allclose(before["heatmap_head.2.weight"], after["heatmap_head.2.weight"], atol=1e-4)
+
+
+def test_loading_a_model_archive_leaves_no_unpacked_copy_behind(
+    tmp_path: Path, trained_job: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    previous = trained_job[0] / "model"
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as packed:
+        for path in previous.iterdir():
+            packed.add(path, arcname=path.name)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    loaded = load_model(archive).state_dict()
+    assert list(scratch.iterdir()) == []  # each load of a SageMaker artefact used to leave a 13 MB copy in /tmp
+    assert torch.equal(loaded["heatmap_head.2.weight"], load_model(previous).state_dict()["heatmap_head.2.weight"])
 
 
 def test_warm_start_with_other_classes_is_refused(
