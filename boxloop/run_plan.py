@@ -9,8 +9,11 @@ model for ``expected_objects_per_image`` objects):
 - the initial sample is ``max(2 V, 10% of N, MIN_OBJECTS_TO_LEARN / expected_objects_per_image)`` images, but
   at most half the corpus and at most what half the budget pays for (``B / 2 / s``); its validation share is
   ``V / sample``;
-- each later iteration's batch of uncertain images is what an equal part of the rest of the budget pays for at
-  the pre-filled rate (``s / 2``), over ``max_iterations`` iterations, at least 1 and at most the images left.
+- each later iteration's batch of uncertain images is an equal part, over ``max_iterations`` iterations, of the
+  images left after the sample and of what the rest of the budget pays for at the pre-filled rate (``s / 2``),
+  whichever is smaller, and at least 1: every iteration's detector gets its share of the pool to auto-label
+  before people take the uncertain rest (when the budget does not bind, the batch is not "all that is left",
+  which would hand the whole pool to people after the first detector).
 
 Too small to learn: Ground Truth refuses automated labelling under 1,250 labelled objects. Our rule is smaller,
 because the bound on auto-label quality, not a fixed count, decides whether anything is auto-labelled: a
@@ -117,11 +120,12 @@ def derived_fields(n_images: int, config: LabelingConfig) -> dict[str, Any]:
     sample = _affordable_sample(n_images, config)
     per_image = unaided_task_seconds(config, [])
     left = config.human_budget_seconds - sample * per_image
-    batch = math.floor(left / config.max_iterations / (per_image / 2))
+    affordable = math.floor(left / config.max_iterations / (per_image / 2))
+    share_of_images = math.ceil((n_images - sample) / config.max_iterations)
     return {
         "initial_sample_size": max(sample, 10),
         "validation_share": min(validation_needed(config) / sample, MAX_SAMPLE_SHARE),
-        "human_batch_size": max(1, min(n_images - sample, batch)),
+        "human_batch_size": max(1, min(share_of_images, affordable)),
         "auto_label": True,
     }
 

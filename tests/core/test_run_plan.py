@@ -25,12 +25,12 @@ def test_a_dense_corpus_gets_a_sample_that_fits_half_the_budget_not_the_demos_30
 
 
 def test_a_large_corpus_takes_a_tenth_as_its_sample_and_batches_share_what_is_left():
-    config = _config(human_budget_hours=100.0, max_iterations=4)
+    config = _config(human_budget_hours=20.0, max_iterations=4)  # binds: pays for 2,400 of 10,000 images
     fields = derived_fields(10_000, config)
     assert fields["initial_sample_size"] == 1000
     per_image = unaided_task_seconds(config, [])
     left = config.human_budget_seconds - 1000 * per_image
-    assert fields["human_batch_size"] == math.floor(left / 4 / (per_image / 2))
+    assert fields["human_batch_size"] == math.floor(left / 4 / (per_image / 2)) < 9000 / 4
 
 
 def test_too_small_to_learn_is_said_and_people_label_everything_instead():
@@ -44,6 +44,14 @@ def test_too_small_to_learn_is_said_and_people_label_everything_instead():
     sparse = _config(human_budget_hours=50.0, expected_objects_per_image=1.0)
     assert str(MIN_OBJECTS_TO_LEARN) in too_small_reason(400, sparse)  # half the corpus holds only 200 objects
     assert too_small_reason(1000, sparse) is None
+
+
+def test_when_the_budget_does_not_bind_each_iteration_gets_an_equal_share_of_the_images_left():
+    config = _config(human_budget_hours=100.0, max_iterations=2)  # pays for every image twice over
+    fields = derived_fields(300, config)
+    left = 300 - fields["initial_sample_size"]
+    assert fields["human_batch_size"] == math.ceil(left / 2) < left  # not "all that is left" to the first detector
+    assert derived_fields(300, config.model_copy(update={"max_iterations": 1000}))["human_batch_size"] == 1
 
 
 def test_the_plan_says_images_hours_of_the_sample_and_what_is_left():
