@@ -35,6 +35,17 @@ _JSON_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_n
 NO_ERROR_LINE_END = '"error":null}'
 """How every Prediction JSON line without an error ends (ours and pydantic's serialisation alike)."""
 
+POSTPROCESS_MIN_IMAGES = 32
+"""Pool inference post-processes at least this many images in one call, whatever the forward batch: the cost is
+mostly per call (a few hundred small tensor operations), so on 2 CPU cores post-processing groups of 4 images
+(the CPU forward batch) paid 1.4 ms per image, and groups of 16 or more about 0.5 (``bench/pool_inference.py``)."""
+
+
+def postprocess_group_size(forward_batch_size: int) -> int:
+    """Images the pool loader hands over at once and post-processed in one call, run forward in passes of
+    ``forward_batch_size``."""
+    return max(forward_batch_size, POSTPROCESS_MIN_IMAGES)
+
 
 @dataclass(frozen=True)
 class BatchPredictions:
@@ -97,6 +108,24 @@ class Predictor:
             return self.model(images)
 
     @torch.inference_mode()
+    def forward_in_parts(
+        self, canvases: torch.Tensor, forward_batch_size: int | None = None, with_flip: bool = True
+    ) -> tuple[torch.Tensor, ...]:
+        """``forward`` in passes of at most ``forward_batch_size`` canvases, joined as one pass's outputs (every
+        plain row, then every mirrored row); ``None`` runs all the canvases in one pass."""
+        if forward_batch_size is None or forward_batch_size >= canvases.shape[0]:
+            return self.forward(canvases, with_flip)
+        parts = [self.forward(chunk, with_flip) for chunk in canvases.split(forward_batch_size)]
+        if not with_flip:
+            return tuple(torch.cat(outputs) for outputs in zip(*parts, strict=True))
+        joined = []
+        for outputs in zip(*parts, strict=True):  # one model output (heatmaps, distances, embeddings) of every pass
+            plain = [output[: len(output) // 2] for output in outputs]
+            mirrored = [output[len(output) // 2 :] for output in outputs]
+            joined.append(torch.cat(plain + mirrored))
+        return tuple(joined)
+
+    @torch.inference_mode()
     def postprocess(self, outputs: tuple[torch.Tensor, ...], batch: int, with_flip: bool = True) -> BatchPredictions:
         """Decode ``forward``'s outputs for ``batch`` images and compute every per-image number on the device."""
         heatmap_logits, distances, embeddings = outputs
@@ -115,9 +144,13 @@ class Predictor:
         fused = fuse_with_flip(plain, mirrored)
         return BatchPredictions(fused, agreement, certainty, confidence, embeddings[:batch].float())
 
-    def run(self, canvases: torch.Tensor, with_flip: bool = True) -> BatchPredictions:
-        """Detect on uint8 canvases (B, 3, S, S); ``with_flip`` adds the mirrored pass in the same batch."""
-        return self.postprocess(self.forward(canvases, with_flip), canvases.shape[0], with_flip)
+    def run(
+        self, canvases: torch.Tensor, with_flip: bool = True, forward_batch_size: int | None = None
+    ) -> BatchPredictions:
+        """Detect on uint8 canvases (B, 3, S, S); ``with_flip`` adds the mirrored pass in the same batch. The
+        forward runs in passes of at most ``forward_batch_size`` images, the post-processing once for all B."""
+        outputs = self.forward_in_parts(canvases, forward_batch_size, with_flip)
+        return self.postprocess(outputs, canvases.shape[0], with_flip)
 
 
 def mirror_back(detections: Detections, canvas_size: float) -> Detections:
@@ -256,17 +289,18 @@ def predict_lines(
     predictor: Predictor, records: Iterable[ImageRecord | Prediction], batch_size: int, num_workers: int
 ) -> Iterator[str]:
     """One ``Prediction`` JSON line per input, in input order. Inputs that are already error Predictions (a bad
-    input line) pass through unchanged; an unreadable image gives a line with ``error`` set."""
+    input line) pass through unchanged; an unreadable image gives a line with ``error`` set. The model runs
+    ``batch_size`` images per forward pass; post-processing takes ``postprocess_group_size`` images at once."""
     items = list(records)
     readable = [item for item in items if isinstance(item, ImageRecord)]
     loader = image_loader(
         [ImageSource(record.source_ref) for record in readable],
         predictor.config.image_size,
-        batch_size,
+        postprocess_group_size(batch_size),
         num_workers,
         pin_memory=predictor.device.type == "cuda",
     )
-    predicted = iter(_predict_batches(predictor, readable, loader))
+    predicted = iter(_predict_batches(predictor, readable, loader, batch_size))
     for item in items:
         yield next(predicted) if isinstance(item, ImageRecord) else item.model_dump_json()
 
@@ -279,13 +313,15 @@ def predict_records(
         yield Prediction.model_validate_json(line)
 
 
-def _predict_batches(predictor: Predictor, records: list[ImageRecord], loader: Iterable[dict]) -> Iterator[str]:
+def _predict_batches(
+    predictor: Predictor, records: list[ImageRecord], loader: Iterable[dict], forward_batch_size: int
+) -> Iterator[str]:
     config = predictor.config
     offset = 0
     for batch in loader:
         batch_records = records[offset : offset + len(batch["error"])]
         offset += len(batch_records)
-        predictions = predictor.run(batch["image"], with_flip=True)
+        predictions = predictor.run(batch["image"], with_flip=True, forward_batch_size=forward_batch_size)
         yield from serialise_batch(predictions, batch, batch_records, config.score_threshold, config.model_version)
 
 

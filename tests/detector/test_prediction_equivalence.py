@@ -221,3 +221,20 @@ def test_batched_predictions_match_the_former_per_image_code(model_kind: str, tr
     for new_prediction, old_prediction in zip(new, old, strict=True):
         _assert_equivalent(new_prediction, old_prediction)
     assert len({round(prediction.confidence, 3) for prediction in old}) > 3  # confidences differ between images
+
+
+@pytest.mark.parametrize("with_flip", [True, False], ids=["mirrored", "plain"])
+def test_forward_passes_in_parts_give_the_predictions_of_one_pass(with_flip: bool) -> None:
+    predictor = _random_model()
+    canvases, batch, records = _scenes(11, predictor.config.image_size, seed=7)
+    whole = predictor.forward(canvases, with_flip=with_flip)
+    in_parts = predictor.forward_in_parts(canvases, forward_batch_size=4, with_flip=with_flip)  # 4 + 4 + 3
+    for joined, single in zip(in_parts, whole, strict=True):
+        assert joined.shape == single.shape and torch.allclose(joined, single, atol=1e-5)
+    if with_flip:
+        config = predictor.config
+        lines = lambda size: serialise_batch(  # noqa: E731
+            predictor.run(canvases, forward_batch_size=size), batch, records, config.score_threshold, "v"
+        )
+        for new, old in zip(lines(4), lines(None), strict=True):
+            _assert_equivalent(Prediction.model_validate_json(new), Prediction.model_validate_json(old))
