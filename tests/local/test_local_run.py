@@ -130,6 +130,14 @@ def test_every_image_is_in_the_final_manifest_once_with_provenance(finished_run:
 
 
 @pytest.mark.timeout(900)
+def test_training_ran_its_planned_steps_not_into_the_safety_stop(finished_run: FinishedRun) -> None:
+    logs = [path.read_text() for path in sorted((finished_run.out_dir / "job-logs").glob("*-train.log"))]
+    assert logs, "the run trained no detector"
+    for log in logs:  # what was trained must not depend on the machine's speed
+        assert "safety stop:" not in log and "max_seconds_hit=0" in log, log[-500:]
+
+
+@pytest.mark.timeout(900)
 def test_human_time_stays_within_budget_and_the_bound_is_stated(finished_run: FinishedRun) -> None:
     report = json.loads((finished_run.run_dir / "report.json").read_text())
     assert {
