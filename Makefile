@@ -24,8 +24,9 @@ web/dist/index.html: $(STAMP) $(WEB_SOURCES)
 
 setup: $(STAMP) web/dist/index.html
 
+# Two workers (CI has 2 cores); a module's tests stay on one worker, so each module-scoped run happens once.
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadscope
 
 lint: setup
 	$(VENV)/bin/ruff check .
