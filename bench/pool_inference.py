@@ -8,7 +8,8 @@ Generates a corpus of synthetic JPEGs (``--source-size`` px, textured, with colo
 * model: forward + decode + batched post-processing (``Predictor.run``: forward passes of the batch size,
   post-processing for ``postprocess_group_size`` images at once, as pool inference runs them), images/s;
 * post-processing only: decode, flip fusion, confidence and JSON serialisation of precomputed forward outputs,
-  in the same groups, ms/image (the best of ``POSTPROCESS_PASSES`` passes: a steady per-image cost, not one pass's noise);
+  in the same groups, ms/image (the best of ``POSTPROCESS_PASSES`` passes: a steady per-image cost, not one
+  pass's noise);
 * end to end: ``predict_lines`` over the files (the SageMaker handler's path), images/s;
 * end to end from a local S3 endpoint, without delay and with a delay of ``--get-latency-ms`` before every GET,
   images/s, and their ratio (the same client, connections and worker start in both, so the ratio is what the
