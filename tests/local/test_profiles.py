@@ -1,6 +1,6 @@
-"""End to end on every corpus profile: ``boxloop run`` on a tiny corpus completes, labels each image at most once, accounts for every image, holds the human budget and leaves no image unlabelled while
-budget remains; the single-class run's exports and report work with one class, and a second run of it gives the
-same labels.
+"""End to end on every corpus profile: ``boxloop run`` on a tiny corpus completes, labels each image at most once,
+accounts for every image, holds the human budget and leaves no image unlabelled while budget remains; the
+single-class run's exports and report work with one class, and a second run of it gives the same labels.
 
 One run per profile (module fixture, parametrised): 30 generated images, the tiny detector, one trained
 iteration after the random initial sample, and a budget that binds on the dense profile. ``retail`` is the
