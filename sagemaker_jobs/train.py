@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sagemaker_jobs.allocator import keep_freed_memory
 from sagemaker_jobs.data import LabelledImage, augment, manifest_files, normalise, preload, read_labelled_images
 from sagemaker_jobs.evaluation import evaluate, tune_score_threshold
 from sagemaker_jobs.metric_definitions import format_metric_line, format_planned_line
@@ -214,6 +215,7 @@ def main() -> int:
     except SettingsError as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 2
+    keep_freed_memory()
     train(environment)
     return 0
 
