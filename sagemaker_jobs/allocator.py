@@ -8,7 +8,7 @@ again from zeroed pages: on 2 cores a 20-step training job spent 38 of its 109 C
 (``docs/benchmarks.md``, "Freed memory kept by the jobs"). Raising the mmap threshold and the trim
 threshold lets freed blocks be reused: the process keeps its peak, which a job's peak memory bounds anyway.
 
-Process-wide and idempotent; called once by each job's entry point (the training script, ``model_fn``).
+Process-wide and idempotent; called by the training script and by every ``Predictor`` (pool inference).
 A C library without ``mallopt`` (macOS, musl) leaves the allocator as it is.
 """
 

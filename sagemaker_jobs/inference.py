@@ -24,7 +24,6 @@ import torch
 from pydantic import ValidationError
 
 from boxloop.models import ImageRecord, Prediction
-from sagemaker_jobs.allocator import keep_freed_memory
 from sagemaker_jobs.model import load_model
 from sagemaker_jobs.predictor import Predictor, predict_lines
 
@@ -65,9 +64,7 @@ def parse_pool_lines(text: str, source_name: str = "request") -> list[PoolItem]:
 
 
 def model_fn(model_dir: str) -> Predictor:
-    """Load the trained detector from the unpacked model artefact (on CUDA when available), with freed memory
-    kept for the next batch (``allocator``)."""
-    keep_freed_memory()
+    """Load the trained detector from the unpacked model artefact (on CUDA when available)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

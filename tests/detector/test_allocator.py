@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from sagemaker_jobs import allocator
+from sagemaker_jobs import allocator, predictor
+from sagemaker_jobs.model import DetectorConfig, build_detector
+from tests.detector.helpers import CLASSES
 
 FAULTS_OF_TRAINING_STEPS = """
 import json, resource, sys
@@ -50,3 +52,11 @@ def test_training_steps_reuse_freed_memory_instead_of_faulting_it_in_again() -> 
 def test_without_mallopt_the_allocator_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(allocator.ctypes.util, "find_library", lambda name: None)
     assert allocator.keep_freed_memory() is False
+
+
+def test_every_predictor_keeps_freed_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(predictor, "keep_freed_memory", lambda: calls.append("kept") or True)
+    config = DetectorConfig(architecture="tiny", class_names=CLASSES, image_size=64, neck_channels=16, embedding_dim=16)
+    predictor.Predictor(build_detector(config, pretrained_backbone=False))
+    assert calls == ["kept"]
