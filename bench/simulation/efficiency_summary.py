@@ -47,6 +47,17 @@ def _text(stats: dict, digits: int = 2, scale: float = 1.0, unit: str = "") -> s
     return f"{middle:.{digits}f}{unit} ({low:.{digits}f}–{high:.{digits}f})"
 
 
+def _corpus_text(stats: dict) -> str:
+    """A corpus-size spread with the search's cap shown as "no limit" (no image after the initial sample costs
+    people anything, so hours do not grow with the corpus)."""
+    if stats["mean"] is None:
+        return "–"
+    low, high, middle = (
+        "no limit" if stats[key] >= MAX_PROJECTED_IMAGES else f"{stats[key]:,.0f}" for key in ("min", "max", "mean")
+    )
+    return middle if low == high else f"{middle} ({low}–{high})"
+
+
 def policy_runs(parts: Sequence[dict], name: str) -> list[dict]:
     """The named policy's result in each part (parts without it are skipped)."""
     return [p for part in parts for p in part["policies"] if p["name"] == name]
@@ -239,7 +250,7 @@ def tables(summary: dict, policies: Sequence[str]) -> str:
         fit = "–" if row["linear_fit_hours"] is None else f"{row['linear_fit_hours']:.0f} h"
         lines.append(
             f"| {name} | {row['initial_sample_at_projection']:,} | {_text(hours, 0, unit=' h')} | {fits} "
-            f"| {_text(within, 0)} | {fit} |"
+            f"| {_corpus_text(within)} | {fit} |"
         )
     lines += ["", "| pre-fill factor | " + " | ".join(f"boxloop ÷ GT-style at {int(s):,}" for s in sizes) + " |"]
     lines += ["|---:|" + "---:|" * len(sizes)]

@@ -12,6 +12,7 @@ from simulation.efficiency_summary import (
     size_summary,
     spread,
     summarize,
+    tables,
 )
 from simulation.oracle import oracle_auto
 
@@ -89,6 +90,16 @@ def test_summarize_keeps_the_main_anchoring_and_compares_the_others() -> None:
     assert set(summary["prefill_sensitivity"]) == {"0.3", "0.5", "0.8"}
     with pytest.raises(ValueError, match="no part file at anchoring 0.9"):
         summarize(parts, POLICIES, 0.9, rules)
+
+
+def test_a_policy_whose_hours_stop_growing_fits_any_corpus_and_says_so() -> None:
+    free_after_sample = _policy("oracle", 1.0, 0.9, initial_sample_images=100, initial_sample_hours=1.0)
+    paid = _policy("boxloop", 2.0, 0.8, initial_sample_images=100, initial_sample_hours=1.0)
+    part = {"seed": 0, "size": 1000, "anchoring": 0.3, "policies": [free_after_sample, paid]}
+    summary = summarize([part], ["boxloop", "oracle"], 0.3, {"boxloop": lambda n: 100, "oracle": lambda n: 100})
+    rows = {line.split(" | ")[0].strip("| "): line for line in tables(summary, ["boxloop", "oracle"]).splitlines()}
+    assert rows["oracle"].split(" | ")[4] == "no limit"
+    assert rows["boxloop"].split(" | ")[4] == "89,200"  # 1 h for the sample + (N − 100) / 900 h ≤ 100 h
 
 
 def _prediction(image_id: str, left: float) -> Prediction:
