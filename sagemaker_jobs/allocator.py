@@ -15,7 +15,6 @@ A C library without ``mallopt`` (macOS, musl) leaves the allocator as it is.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -25,10 +24,7 @@ KEPT_BYTES = 1 << 30
 
 def keep_freed_memory() -> bool:
     """Tell glibc to serve large blocks from the heap and keep freed ones; False where it cannot be told."""
-    library = ctypes.util.find_library("c")
-    if library is None:
-        return False
-    mallopt = getattr(ctypes.CDLL(library), "mallopt", None)
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # the C library the interpreter runs on
     if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
