@@ -11,7 +11,8 @@ import pytest
 
 from sagemaker_jobs import allocator, predictor
 from sagemaker_jobs.model import DetectorConfig, build_detector
-from tests.detector.helpers import CLASSES
+
+from .helpers import CLASSES, REPO_ROOT
 
 FAULTS_OF_TRAINING_STEPS = """
 import json, resource, sys
@@ -37,7 +38,11 @@ GLIBC = platform.libc_ver()[0] == "glibc"
 
 def _faults(mode: str) -> dict:
     finished = subprocess.run(
-        [sys.executable, "-c", FAULTS_OF_TRAINING_STEPS, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", FAULTS_OF_TRAINING_STEPS, mode],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(finished.stdout)
 
