@@ -22,6 +22,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from boxloop.local import dynamodb_transactions, lambda_runtime
+from boxloop.local.process_environment import PROCESS_ENVIRONMENT
 from boxloop.local.sagemaker.job_code import SageMakerJobCode
 from boxloop.local.sagemaker.local_sagemaker import LocalSageMaker
 
@@ -133,8 +134,9 @@ class LocalAws:
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=30).raise_for_status()
 
     def client(self, service: str) -> Any:
-        """A boto3 client for ``service`` on this embedded AWS."""
-        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+        """A boto3 client for ``service`` on this embedded AWS (created with the process environment steady)."""
+        with PROCESS_ENVIRONMENT.steady():
+            return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
 
     def stop(self) -> None:
         """Stop running jobs and the server, uninstall the SageMaker hooks; restore the environment this process had."""

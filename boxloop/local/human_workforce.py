@@ -76,6 +76,16 @@ def truth_by_image_id(images_dir: Path, truth_path: Path) -> dict[str, list[Box]
     return truth
 
 
+POLL_RETRY_SECONDS = 1.0
+"""The pause before polling again after a receive failed."""
+
+
+def _client(service: str) -> Any:
+    """A boto3 client, created while no invocation restores the shared environment (creation iterates it)."""
+    with PROCESS_ENVIRONMENT.steady():
+        return boto3.client(service)
+
+
 class SimulatedHumanReview:
     """Answers human-review requests from the queue with a simulated workforce (a polling thread)."""
 
@@ -96,6 +106,7 @@ class SimulatedHumanReview:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._sqs: Any = None  # one client for every poll: creating one reads the whole process environment
         self.batches: list[BatchAnswered] = []
         self.asked_image_ids: list[str] = []
         self.errors: list[str] = []
@@ -156,7 +167,7 @@ class SimulatedHumanReview:
                 mark_batch_success_sent(request.run_id, request.iteration)
         unknown = sorted({task.image_id for task in tasks if task.image_id not in self._truth})
         if unknown:
-            boto3.client("stepfunctions").send_task_failure(
+            _client("stepfunctions").send_task_failure(
                 taskToken=request.task_token,
                 error=NO_TRUTH_ERROR,
                 cause=f"no known truth for {len(unknown)} image(s) sent to humans, e.g. {', '.join(unknown[:3])}",
@@ -166,7 +177,7 @@ class SimulatedHumanReview:
         documents = [self._answer_document(request, task, now) for task in tasks]
         with self._lock:
             self.asked_image_ids.extend(task.image_id for task in tasks)
-        s3 = boto3.client("s3")
+        s3 = _client("s3")
         with ThreadPoolExecutor(max_workers=self._answer_threads) as pool:
             list(
                 pool.map(
@@ -189,7 +200,9 @@ class SimulatedHumanReview:
     # ------------------------------------------------------------ the queue
     def poll_once(self, wait_seconds: int = 1) -> int:
         """Receive and handle at most one message; returns how many were handled."""
-        sqs = boto3.client("sqs")
+        if self._sqs is None:
+            self._sqs = _client("sqs")
+        sqs = self._sqs
         queue_url = self._resources.human_review_queue_url
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=wait_seconds).get(
             "Messages", []
@@ -205,7 +218,14 @@ class SimulatedHumanReview:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.poll_once()
+            try:
+                self.poll_once()
+            except Exception as exc:  # a failed receive: reported, and polling goes on (the batch waits in the queue)
+                with self._lock:
+                    self.errors.append(
+                        f"receiving from the human-review queue failed, retrying: {type(exc).__name__}: {exc}"
+                    )
+                self._stop.wait(POLL_RETRY_SECONDS)
 
     def start(self) -> None:
         """Start answering in a background thread."""

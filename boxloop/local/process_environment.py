@@ -7,6 +7,13 @@ invocations run at the same time only while their variables agree; one whose
 variables conflict with those applied waits until the others finish. Variables
 are restored once the last holder leaves.
 
+Code outside invocations that reads the whole environment (creating a boto3 client
+iterates ``os.environ`` for proxy settings; starting a subprocess copies it) must not
+race a restore, which deletes variables: ``os.environ``'s iteration snapshots the
+names, then looks each one up, and raises KeyError for a name deleted in between.
+Such code holds the environment ``steady`` (a holder without variables: nothing is
+restored while it runs) or takes a ``snapshot``.
+
 Limits, by construction: a variable set by one holder is visible to every other
 holder for as long as it runs, and an invocation nested in the same thread with
 conflicting variables cannot wait for its caller, so it fails at once.
@@ -69,6 +76,17 @@ class SharedEnvironment:
                 if not self._holders:
                     self._restore()
                     self._condition.notify_all()
+
+    @contextmanager
+    def steady(self) -> Iterator[None]:
+        """Run the block with no variable restored meanwhile (for code that iterates ``os.environ``)."""
+        with self.applied({}, owner="steady"):
+            yield
+
+    def snapshot(self) -> dict[str, str]:
+        """A copy of the whole environment, taken while no holder sets or restores variables."""
+        with self._condition:
+            return dict(os.environ)
 
     def _restore(self) -> None:
         for name, previous in self._saved.items():

@@ -143,3 +143,30 @@ def test_a_task_without_known_truth_fails_the_batch(resources: LocalResources) -
         time.sleep(0.05)
     assert description["status"] == "FAILED"
     assert description["error"] == NO_TRUTH_ERROR  # moto 5.2.5 drops SendTaskFailure's cause
+
+
+def test_the_polling_thread_survives_a_failed_receive_and_answers_the_batch(
+    resources: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from boxloop.local import human_workforce
+
+    real_client, failures = human_workforce._client, ["KeyError"]
+
+    def flaky_client(service: str) -> object:
+        if service == "sqs" and failures:  # as when another thread deleted a variable os.environ was iterating
+            raise KeyError(failures.pop())
+        return real_client(service)
+
+    monkeypatch.setattr(human_workforce, "_client", flaky_client)
+    monkeypatch.setattr(human_workforce, "POLL_RETRY_SECONDS", 0.01)
+    config = LabelingConfig.model_validate({"classes": ["mug", "toy"], "workforce": {"kind": "simulated"}})
+    _put_tasks(sorted(IMAGES))
+    _start_execution(resources)
+
+    with _driver(config, resources) as driver:
+        deadline = time.monotonic() + 30
+        while not driver.batches and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    assert [batch.tasks for batch in driver.batches] == [3]
+    assert len(driver.errors) == 1 and "retrying: KeyError" in driver.errors[0]

@@ -66,3 +66,32 @@ def test_a_nested_conflicting_invocation_fails_at_once() -> None:
             pass
 
     assert time.monotonic() - started < 1
+
+
+def test_a_steady_holder_defers_the_restore_until_it_leaves(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BOXLOOP_TEST_NAME", raising=False)
+    environment = SharedEnvironment(wait_seconds=10)
+
+    def invocation() -> None:
+        with environment.applied({"BOXLOOP_TEST_NAME": "invocation"}, owner="invocation"):
+            pass
+
+    with environment.steady():
+        thread = threading.Thread(target=invocation)
+        thread.start()
+        thread.join(5)
+        # the invocation left, but a restore now would delete a name under code iterating os.environ
+        assert os.environ["BOXLOOP_TEST_NAME"] == "invocation"
+        assert environment.snapshot()["BOXLOOP_TEST_NAME"] == "invocation"
+
+    assert "BOXLOOP_TEST_NAME" not in os.environ
+    assert "BOXLOOP_TEST_NAME" not in environment.snapshot()
+
+
+def test_steady_nests_inside_an_invocation_without_conflict() -> None:
+    environment = SharedEnvironment(wait_seconds=10)
+
+    with environment.applied({"BOXLOOP_TEST_NAME": "outer"}, owner="outer"), environment.steady():
+        assert os.environ["BOXLOOP_TEST_NAME"] == "outer"
+
+    assert "BOXLOOP_TEST_NAME" not in os.environ

@@ -8,12 +8,14 @@ from urllib.parse import urlparse
 
 import boto3
 
+from boxloop.local.process_environment import PROCESS_ENVIRONMENT
 from boxloop.local.sagemaker.job_code import JobFailure
 
 
 def s3_client() -> Any:
     """A client of the S3 this process points at (the embedded AWS while a run executes)."""
-    return boto3.client("s3")
+    with PROCESS_ENVIRONMENT.steady():
+        return boto3.client("s3")
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

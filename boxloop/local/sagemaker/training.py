@@ -26,6 +26,7 @@ from typing import Any
 
 from moto.core.utils import utcnow
 
+from boxloop.local.process_environment import PROCESS_ENVIRONMENT
 from boxloop.local.sagemaker.job_code import PROJECT_ROOT, JobFailure, SageMakerJobCode
 from boxloop.local.sagemaker.s3_objects import keys_under, relative_key, s3_client, split_s3_uri
 
@@ -197,7 +198,10 @@ def run_training_job(job: dict[str, Any], code: SageMakerJobCode, scripts: Runni
         root = Path(workdir)
         channels = _prepare_training_root(s3, root, job)
         hyperparameters = {k: str(v) for k, v in (job.get("HyperParameters") or {}).items()}
-        env = {**os.environ, **training_environment(root, channels, hyperparameters, code.training_script)}
+        env = {
+            **PROCESS_ENVIRONMENT.snapshot(),
+            **training_environment(root, channels, hyperparameters, code.training_script),
+        }
         env["PYTHONPATH"] = os.pathsep.join(
             [str(code.training_script.parent), str(PROJECT_ROOT), env.get("PYTHONPATH", "")]
         ).rstrip(os.pathsep)
