@@ -1,7 +1,8 @@
 """Are boxloop's labels good enough to train on? The same detector trained on boxloop's labels and on the truth.
 
 Runs boxloop (its default configuration, the simulated workforce, ``--loop-iterations`` trained
-iterations, then a final human pass over anything left) over a generated corpus, then trains the detector
+iterations, then a final human pass over anything left) over a generated corpus (``--corpus``, by default the
+product-case ``mixed`` corpus of ``simulation.corpus_images``), then trains the detector
 twice with identical settings, seed and number of epochs — once on boxloop's final labels (auto and human),
 once on the corpus's true boxes — and scores both on a separate held-out corpus with known truth.
 Goal: mAP@0.5 (boxloop labels) / mAP@0.5 (true labels) ≥ 0.97. Prints a table, writes
@@ -20,11 +21,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from boxloop.corpus import CorpusSpec
 from boxloop.quality import mean_image_miou
 from boxloop.workforce import SimulatedWorkforce
 from simulation.bench_run import (
-    CLASSES,
     benchmark_parser,
     detector_settings,
     run_header,
@@ -32,7 +31,7 @@ from simulation.bench_run import (
     say,
     write_json,
 )
-from simulation.corpus_images import corpus_images
+from simulation.corpus_images import CORPUS_NAMES, corpus_classes, named_corpus
 from simulation.detector_jobs import DetectorJobs
 from simulation.evaluation import HeldOutScore, labelled_images, predict_held_out, score_held_out
 from simulation.loop import run_policy
@@ -63,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = benchmark_parser(__doc__, "downstream")
     parser.add_argument("--images", type=int, default=2000, help="corpus labelled by boxloop, then trained on")
     parser.add_argument("--held-out", type=int, default=400, help="held-out corpus with known truth")
+    parser.add_argument("--corpus", choices=CORPUS_NAMES, default="mixed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--held-out-seed", type=int, default=77)
     parser.add_argument("--loop-iterations", type=int, default=2)
@@ -70,14 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=8, help="training budget of each compared detector")
     args = parser.parse_args(argv)
     header = run_header("downstream")
-    images = corpus_images(
-        args.work / f"corpus-{args.images}-s{args.seed}", CorpusSpec(n_images=args.images, seed=args.seed)
-    )
-    held_out = corpus_images(
-        args.work / f"held-out-{args.held_out}-s{args.held_out_seed}",
-        CorpusSpec(n_images=args.held_out, seed=args.held_out_seed),
-    )
-    policy = boxloop_policy(CLASSES, args.loop_iterations, args.seed)
+    classes = corpus_classes(args.corpus)
+    images = named_corpus(args.work / "corpora", args.corpus, args.images, args.seed)
+    held_out = named_corpus(args.work / "corpora", args.corpus, args.held_out, args.held_out_seed)
+    policy = boxloop_policy(classes, args.loop_iterations, args.seed)
     workforce = SimulatedWorkforce.from_config({i.image_id: list(i.truth) for i in images}, policy.config)
     loop_jobs = DetectorJobs(
         args.work / "loop",
@@ -101,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         model = final_jobs.train(images, echo, labels, warm_start=None)
         seconds[name] = model.seconds
         scores[name] = score_held_out(
-            predict_held_out(model.model_dir, reference, args.threads), reference, len(CLASSES)
+            predict_held_out(model.model_dir, reference, args.threads), reference, len(classes)
         )
     reference_map = scores["true labels"].map50
     ratio = scores["boxloop labels"].map50 / reference_map if reference_map > 0 else None

@@ -1,6 +1,7 @@
 """Does the stated guarantee hold? Seeded runs: how often realised auto-label quality falls below the target.
 
-Each run generates its own small corpus (seed ``--first-seed + i``), labels boxloop's random initial
+Each run generates its own small corpus (``--corpus``, by default the product-case ``mixed`` corpus of
+``simulation.corpus_images``; seed ``--first-seed + i``), labels boxloop's random initial
 sample with the simulated workforce, splits it into training and validation images as the loop does,
 trains the detector on the training part and infers the rest of the pool and the validation images —
 one iteration of the loop. Then, for each ``--targets`` value, it chooses the threshold from the same
@@ -32,13 +33,11 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from boxloop.corpus import CorpusSpec
 from boxloop.quality import image_miou
 from boxloop.selection import routing_confidence
 from boxloop.threshold_step import measure_validation
 from boxloop.workforce import SimulatedWorkforce
 from simulation.bench_run import (
-    CLASSES,
     benchmark_parser,
     detector_settings,
     run_header,
@@ -46,7 +45,7 @@ from simulation.bench_run import (
     say,
     write_json,
 )
-from simulation.corpus_images import corpus_images
+from simulation.corpus_images import CORPUS_NAMES, corpus_classes, named_corpus
 from simulation.detector_jobs import DetectorJobs
 from simulation.loop import Humans, RunState, label_initial_sample, plain_boxes
 from simulation.policy import Thresholding, boxloop_policy, threshold_rule
@@ -57,9 +56,8 @@ RULES = (Thresholding.LOWER_BOUND, Thresholding.POINT_ESTIMATE)
 
 def one_run(seed: int, args: argparse.Namespace) -> dict:
     """One seeded iteration: every target × thresholding rule with its threshold, auto count and realised mIoU."""
-    spec = CorpusSpec(n_images=args.images, easy_share=args.easy_share, seed=seed)
-    images = corpus_images(args.work / f"corpus-{args.images}-s{seed}", spec)
-    policy = boxloop_policy(CLASSES, max_iterations=1, seed=seed)
+    images = named_corpus(args.work / "corpora", args.corpus, args.images, seed)
+    policy = boxloop_policy(corpus_classes(args.corpus), max_iterations=1, seed=seed)
     policy = policy.model_copy(
         update={"config": policy.config.model_copy(update={"initial_sample_size": args.initial})}
     )
@@ -208,12 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--images", type=int, default=500, help="corpus size per run")
     parser.add_argument("--initial", type=int, default=250, help="random initial sample (validation share 0.4)")
-    parser.add_argument("--easy-share", type=float, default=0.5)
+    parser.add_argument("--corpus", choices=CORPUS_NAMES, default="mixed")
     parser.add_argument("--targets", type=float, nargs="+", default=[0.6, 0.7, 0.8])
     parser.add_argument("--epochs", type=int, default=12, help="training epochs (steps follow the data, not the clock)")
     args = parser.parse_args(argv)
     header = run_header("guarantee")
-    delta = boxloop_policy(CLASSES, 1).config.quality.delta
+    delta = boxloop_policy(corpus_classes(args.corpus), 1).config.quality.delta
     runs = []
     for index in range(args.runs):
         started = time.monotonic()

@@ -67,12 +67,18 @@ def test_efficiency_reuses_part_files_and_summarizes_without_running(
         efficiency.main([*argv, "--summarize", "--target", "0.7", *_outputs(tmp_path, "e")])
 
 
+def _kinds(work: Path) -> set[str]:
+    """The kinds of image in the corpora a benchmark generated under ``work`` (``mixed-<kind>-s<seed>-n<n>``)."""
+    return {folder.name.split("-")[1] for folder in (work / "corpora").iterdir()}
+
+
 def test_guarantee_counts_failures_per_target_and_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     guarantee = _script("guarantee")
     argv = ["--work", str(tmp_path), "--runs", "2", "--images", "40", "--initial", "30", "--epochs", "1"]
     assert guarantee.main([*argv, "--targets", "0.3", "0.9", *_outputs(tmp_path, "guarantee"), *TINY_DETECTOR]) == 0
     document = json.loads((tmp_path / "guarantee.json").read_text())
     assert len(document["runs"]) == 2
+    assert document["settings"]["corpus"] == "mixed" and _kinds(tmp_path) == {"studio", "lifestyle", "cluttered"}
     assert {(row["target"], row["rule"]) for row in document["summary"]} == {
         (0.3, "lower-bound"),
         (0.3, "point-estimate"),
@@ -117,6 +123,7 @@ def test_downstream_trains_on_both_label_sets(tmp_path: Path, capsys: pytest.Cap
     assert downstream.main([*argv, *TINY_DETECTOR]) == 0
     document = json.loads((tmp_path / "downstream.json").read_text())
     assert set(document["held_out"]) == {"boxloop labels", "true labels"}
+    assert document["settings"]["corpus"] == "mixed" and _kinds(tmp_path) == {"studio", "lifestyle", "cluttered"}
     reference = document["held_out"]["true labels"]["map50"]
     if reference > 0:  # the tiny model after one epoch may find nothing at all
         assert document["map50_ratio"] == pytest.approx(document["held_out"]["boxloop labels"]["map50"] / reference)
