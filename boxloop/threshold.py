@@ -218,7 +218,9 @@ def choose_threshold(
     Hoeffding-Bentkus (Bates, Angelopoulos, Lei, Malik, Jordan,
     "Distribution-Free, Risk-Controlling Prediction Sets", JACM 2021, Prop. 3 /
     Appendix A), or the betting test of ``betting_lower_bound`` (the images in
-    a fixed seeded order, bets capped at 0.9 / target). The
+    a fixed seeded permutation of the order given, bets capped at 0.9 / target;
+    callers give the images in image-id order, ``threshold_step.measure_validation``,
+    so a rerun gives the same bound). The
     search stops at the first candidate not rejected; the threshold is the
     lowest one rejected before it, or None (auto-label nothing).
 

@@ -55,29 +55,30 @@ class ThresholdDocument(BaseModel):
 def measure_validation(
     predictions: Iterable[Prediction], reference: Mapping[str, Sequence[Box]]
 ) -> ValidationMeasurements:
-    """(confidence, quality) of the validation images in ``reference`` (image id → human boxes), in prediction order.
+    """(confidence, quality) of the validation images in ``reference`` (image id → human boxes), in image-id order.
 
     Predictions of other images are skipped, a second prediction of an image is ignored, and a failed
-    prediction (``error`` set) is counted, not measured.
+    prediction (``error`` set) is counted, not measured. The order is the images' ids (SHA-256 of their bytes),
+    not the order predictions arrive in: the betting bound reads the images in a fixed order, so an order that
+    follows how the pool was sharded, or how a set of ids happens to iterate in this process, would give the same
+    model and labels a different bound on another run.
     """
-    confidences: list[float] = []
-    qualities: list[float] = []
-    failed = 0
-    seen: set[str] = set()
+    measured: dict[str, tuple[float, float]] = {}
+    failed: set[str] = set()
     for prediction in predictions:
-        if prediction.image_id not in reference or prediction.image_id in seen:
+        image_id = prediction.image_id
+        if image_id not in reference or image_id in measured or image_id in failed:
             continue
-        seen.add(prediction.image_id)
         if prediction.error is not None:
-            failed += 1
+            failed.add(image_id)
             continue
-        confidences.append(routing_confidence(prediction))
-        qualities.append(image_miou(prediction.boxes, reference[prediction.image_id]))
+        measured[image_id] = (routing_confidence(prediction), image_miou(prediction.boxes, reference[image_id]))
+    ordered = [measured[image_id] for image_id in sorted(measured)]
     return ValidationMeasurements(
-        confidences=confidences,
-        qualities=qualities,
-        without_prediction=len(reference) - len(seen),
-        failed_predictions=failed,
+        confidences=[confidence for confidence, _ in ordered],
+        qualities=[quality for _, quality in ordered],
+        without_prediction=len(reference) - len(measured) - len(failed),
+        failed_predictions=len(failed),
     )
 
 

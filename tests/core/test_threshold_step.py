@@ -3,6 +3,8 @@ import pytest
 
 from boxloop.config import HumanParity, QualityConfig
 from boxloop.models import Box, Prediction, ScoredBox
+from boxloop.quality import image_miou
+from boxloop.selection import routing_confidence
 from boxloop.threshold import ThresholdDecision, choose_threshold
 from boxloop.threshold_step import measure_validation, quality_target, threshold_step
 
@@ -24,7 +26,7 @@ def _prediction(image_id: str, confidence: float, box: Box = BOX, error: str | N
     )
 
 
-def test_validation_images_are_measured_once_in_prediction_order():
+def test_validation_images_are_measured_once_in_image_id_order():
     reference = {"v1": [BOX], "v2": [BOX], "v3": [BOX], "v4": [BOX]}
     predictions = [
         _prediction("pool", 0.99),
@@ -34,11 +36,35 @@ def test_validation_images_are_measured_once_in_prediction_order():
         _prediction("v3", 0.5, error="decode failed"),
     ]
     measured = measure_validation(predictions, reference)
-    assert measured.confidences == [0.8, 0.9]
-    assert measured.qualities == pytest.approx([1 / 3, 1.0])
+    assert measured.confidences == [0.9, 0.8]
+    assert measured.qualities == pytest.approx([1.0, 1 / 3])
     assert measured.failed_predictions == 1 and measured.without_prediction == 1
     assert measured.mean_quality == pytest.approx(2 / 3)
     assert measure_validation([], {}).mean_quality is None
+
+
+def test_the_betting_bound_does_not_depend_on_the_order_predictions_arrive_in():
+    rng = np.random.default_rng(3)
+    ids = [f"{n:064x}" for n in rng.permutation(40)]
+    reference = {image_id: [BOX] for image_id in ids}
+    predictions = [
+        _prediction(image_id, float(c), BOX if rng.uniform() < c else SHIFTED)
+        for image_id, c in zip(ids, rng.uniform(0.3, 1.0, len(ids)), strict=True)
+    ]
+    quality = QualityConfig(target_miou=0.6, min_validation_images=10, bound="betting")
+    arrival_bounds, documents = set(), []
+    for seed in range(8):  # the same predictions, as differently sharded or iterated
+        shuffled = [predictions[i] for i in np.random.default_rng(seed).permutation(len(predictions))]
+        in_arrival_order = (
+            [routing_confidence(p) for p in shuffled],
+            [image_miou(p.boxes, reference[p.image_id]) for p in shuffled],
+        )
+        arrival_bounds.add(tuple(point.lower_bound for point in choose_threshold(*in_arrival_order, 0.6, 0.05).curve))
+        measured = measure_validation(shuffled, reference)
+        documents.append(threshold_step(measured, quality, list, iteration=1, model_version="m", computed_at="t"))
+
+    assert len(arrival_bounds) > 1  # read in arrival order, the same images give different bounds
+    assert all(document == documents[0] for document in documents)
 
 
 def test_the_target_is_the_configured_one_unless_human_parity_measures_it():
