@@ -6,7 +6,14 @@ import pytest
 
 from boxloop.config import LabelingConfig
 from boxloop.people_waves import unaided_task_seconds
-from boxloop.run_plan import MIN_OBJECTS_TO_LEARN, derived_fields, describe_plan, too_small_reason, validation_needed
+from boxloop.run_plan import (
+    MIN_OBJECTS_TO_LEARN,
+    VALIDATION_RESOLUTION,
+    derived_fields,
+    describe_plan,
+    too_small_reason,
+    validation_needed,
+)
 from boxloop.validation_split import validation_count
 
 
@@ -20,17 +27,27 @@ def test_a_dense_corpus_gets_a_sample_that_fits_half_the_budget_not_the_demos_30
     planned = config.model_copy(update=fields)
     sample_seconds = fields["initial_sample_size"] * unaided_task_seconds(config, [])
     assert fields["auto_label"] and sample_seconds <= 0.5 * config.human_budget_seconds
-    assert validation_count(planned) >= config.quality.min_validation_images
-    assert validation_count(planned) == validation_needed(config)  # the smallest set that survives QC rejections
+    assert validation_count(planned) >= validation_needed(config)  # the bound's minimum survives QC rejections
+    assert validation_count(planned) == fields["initial_sample_size"] // 2  # the budget caps the sample: half validates
 
 
-def test_a_large_corpus_takes_a_tenth_as_its_sample_and_batches_share_what_is_left():
+def test_a_large_corpus_takes_a_tenth_to_train_on_plus_a_validation_set_that_resolves_a_share_of_the_pool():
     config = _config(human_budget_hours=20.0, max_iterations=4)  # binds: pays for 2,400 of 10,000 images
     fields = derived_fields(10_000, config)
-    assert fields["initial_sample_size"] == 1000
+    validation = VALIDATION_RESOLUTION * validation_needed(config)
+    assert fields["initial_sample_size"] == 1000 + validation - validation_needed(config)
+    assert validation_count(config.model_copy(update=fields)) == validation == 102
     per_image = unaided_task_seconds(config, [])
-    left = config.human_budget_seconds - 1000 * per_image
+    left = config.human_budget_seconds - fields["initial_sample_size"] * per_image
     assert fields["human_batch_size"] == math.floor(left / 4 / (per_image / 2)) < 9000 / 4
+
+
+def test_a_sample_the_budget_caps_still_validates_on_the_resolving_set():
+    config = _config(human_budget_hours=100.0)  # 500,000 images: half the budget pays for 6,000
+    fields = derived_fields(500_000, config)
+    planned = config.model_copy(update=fields)
+    assert fields["initial_sample_size"] * unaided_task_seconds(config, []) <= 0.5 * config.human_budget_seconds
+    assert validation_count(planned) == VALIDATION_RESOLUTION * validation_needed(config)
 
 
 def test_too_small_to_learn_is_said_and_people_label_everything_instead():

@@ -44,7 +44,9 @@ def test_without_a_configuration_the_sizes_fit_the_folder_and_the_budget_hours(t
         (images / f"{number}.jpg").write_bytes(b"x")
     config = json.loads(folder_config(_args_in(images, "--budget-hours", "2"), "browser"))
     assert config["human_budget_hours"] == 2.0 and config["auto_label"] is True
-    assert config["initial_sample_size"] == 75 and config["validation_share"] == 34 / 75  # 300 objects at 4 an image
+    # 75 to train on (300 objects at 4 an image), grown towards 102 validation images until half the 2 h budget
+    # (120 images at 30 s) binds: half of them validate
+    assert config["initial_sample_size"] == 120 and config["validation_share"] == 0.5
     tiny = json.loads(folder_config(_args_in(images, "--budget-hours", "0.1"), "browser"))
     assert tiny["auto_label"] is False and tiny["initial_sample_size"] == 400  # too small to learn: people only
 
