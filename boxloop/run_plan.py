@@ -90,14 +90,16 @@ def validation_needed(config: LabelingConfig) -> int:
     return math.ceil(config.quality.min_validation_images / (1.0 - config.qc.max_initial_failure_share))
 
 
-def _affordable_sample(n_images: int, config: LabelingConfig) -> int:
+def _affordable_sample(n_images: int, config: LabelingConfig, extra: int = 0) -> int:
+    """The initial sample the rule allows, grown by ``extra`` images as far as its caps allow."""
     per_image = unaided_task_seconds(config, [])
     return min(
         max(
             2 * validation_needed(config),
             math.ceil(INITIAL_SHARE_OF_CORPUS * n_images),
             math.ceil(MIN_OBJECTS_TO_LEARN / config.expected_objects_per_image),
-        ),
+        )
+        + extra,
         math.floor(MAX_SAMPLE_SHARE * n_images),
         math.floor(MAX_SAMPLE_SHARE * config.human_budget_seconds / per_image),
     )
@@ -126,15 +128,7 @@ def derived_fields(n_images: int, config: LabelingConfig) -> dict[str, Any]:
         return {"initial_sample_size": max(n_images, 10), "auto_label": False}
     per_image = unaided_task_seconds(config, [])
     minimum = validation_needed(config)
-    training_sample = _affordable_sample(n_images, config)
-    sample = max(
-        training_sample,
-        min(
-            training_sample + (VALIDATION_RESOLUTION - 1) * minimum,
-            math.floor(MAX_SAMPLE_SHARE * n_images),
-            math.floor(MAX_SAMPLE_SHARE * config.human_budget_seconds / per_image),
-        ),
-    )
+    sample = _affordable_sample(n_images, config, extra=(VALIDATION_RESOLUTION - 1) * minimum)
     validation = max(minimum, min(VALIDATION_RESOLUTION * minimum, math.floor(MAX_SAMPLE_SHARE * sample)))
     left = config.human_budget_seconds - sample * per_image
     affordable = math.floor(left / config.max_iterations / (per_image / 2))
