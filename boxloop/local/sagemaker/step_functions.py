@@ -28,6 +28,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
+from boxloop.local.process_environment import PROCESS_ENVIRONMENT
+
 ServiceFactory = Callable[[str], Any]
 """moto's ``state_task_factory.state_task_service_for``: a service name to its state-task service."""
 
@@ -49,9 +51,10 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
 
     @staticmethod
     def _client(resource_runtime_part: Any, state_credentials: Any) -> Any:
-        return boto_client_for(
-            service="sagemaker", region=resource_runtime_part.region, state_credentials=state_credentials
-        )
+        with PROCESS_ENVIRONMENT.steady():  # creating a client iterates os.environ, which an invocation may restore
+            return boto_client_for(
+                service="sagemaker", region=resource_runtime_part.region, state_credentials=state_credentials
+            )
 
     def _eval_service_task(
         self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
