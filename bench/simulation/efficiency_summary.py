@@ -180,16 +180,24 @@ def projection(
     parts: Sequence[dict], policies: Sequence[str], initial_rules: dict[str, Callable[[int], int]]
 ) -> dict[str, dict]:
     """Per policy: the projected hours at ``PROJECTION_IMAGES`` and the largest corpus within the budget (mean and
-    range over the seeds, from each seed's largest size), and the linear fit over all sizes as a check."""
-    largest = max(part["size"] for part in parts)
-    at_largest = [part for part in parts if part["size"] == largest]
+    range over the seeds run at the largest size), the same projection from every size run (``by_size``: whether it
+    drifts as the measured corpus grows), and the linear fit over all sizes as a check."""
+    sizes = sorted({part["size"] for part in parts})
+    at_largest = [part for part in parts if part["size"] == sizes[-1]]
     result = {}
     for name in policies:
         runs = policy_runs(at_largest, name)
         fit = linear_fit([(p["images"], p["human_hours"]) for p in policy_runs(parts, name)])
         result[name] = {
-            "from_size": largest,
+            "from_size": sizes[-1],
             "hours": spread(project_hours(p, PROJECTION_IMAGES, initial_rules[name]) for p in runs),
+            "by_size": {
+                str(size): spread(
+                    project_hours(p, PROJECTION_IMAGES, initial_rules[name])
+                    for p in policy_runs([part for part in parts if part["size"] == size], name)
+                )
+                for size in sizes
+            },
             "largest_corpus_within_budget": spread(
                 largest_within(p, PROJECTION_BUDGET_HOURS, initial_rules[name]) for p in runs
             ),
@@ -252,6 +260,11 @@ def tables(summary: dict, policies: Sequence[str]) -> str:
             f"| {name} | {row['initial_sample_at_projection']:,} | {_text(hours, 0, unit=' h')} | {fits} "
             f"| {_corpus_text(within)} | {fit} |"
         )
+    lines += ["", "| policy | " + " | ".join(f"projected from {int(s):,} (seeds)" for s in sizes) + " |"]
+    lines += ["|---|" + "---:|" * len(sizes)]
+    for name, row in summary["projection"].items():
+        cells = [row["by_size"][s] for s in sizes]
+        lines.append(f"| {name} | " + " | ".join(f"{_text(c, 0, unit=' h')} ({c['n']})" for c in cells) + " |")
     lines += ["", "| pre-fill factor | " + " | ".join(f"boxloop ÷ GT-style at {int(s):,}" for s in sizes) + " |"]
     lines += ["|---:|" + "---:|" * len(sizes)]
     for factor, by_size in summary["prefill_sensitivity"].items():

@@ -92,12 +92,30 @@ def test_summarize_keeps_the_main_anchoring_and_compares_the_others() -> None:
         summarize(parts, POLICIES, 0.9, rules)
 
 
+def test_the_projection_is_made_from_every_size_and_reported_from_the_largest() -> None:
+    def part(size: int, seed: int, hours: float) -> dict:
+        policy = _policy("boxloop", hours, 0.8, images=size, initial_sample_images=100, initial_sample_hours=1.0)
+        return {"seed": seed, "size": size, "anchoring": 0.3, "policies": [policy]}
+
+    parts = [part(1000, 0, 10.0), part(1000, 1, 19.0), part(2000, 0, 20.0)]
+    summary = summarize(parts, ["boxloop"], 0.3, {"boxloop": lambda n: 100})
+    row = summary["projection"]["boxloop"]
+    # from 1,000: (10 - 1) / 900 and (19 - 1) / 900 h per image after the sample; from 2,000: 19 / 1,900
+    n = 500_000 - 100
+    assert row["by_size"]["1000"]["min"] == pytest.approx(1.0 + n * 0.01)
+    assert row["by_size"]["1000"]["max"] == pytest.approx(1.0 + n * 0.02)
+    assert row["by_size"]["2000"]["n"] == 1
+    assert row["hours"] == row["by_size"]["2000"] and row["from_size"] == 2000
+    assert "| boxloop | 7500 h (5000–9999) (2) | 5000 h (5000–5000) (1) |" in tables(summary, ["boxloop"])
+
+
 def test_a_policy_whose_hours_stop_growing_fits_any_corpus_and_says_so() -> None:
     free_after_sample = _policy("oracle", 1.0, 0.9, initial_sample_images=100, initial_sample_hours=1.0)
     paid = _policy("boxloop", 2.0, 0.8, initial_sample_images=100, initial_sample_hours=1.0)
     part = {"seed": 0, "size": 1000, "anchoring": 0.3, "policies": [free_after_sample, paid]}
     summary = summarize([part], ["boxloop", "oracle"], 0.3, {"boxloop": lambda n: 100, "oracle": lambda n: 100})
-    rows = {line.split(" | ")[0].strip("| "): line for line in tables(summary, ["boxloop", "oracle"]).splitlines()}
+    lines = tables(summary, ["boxloop", "oracle"]).splitlines()
+    rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.count(" | ") == 5}  # the projection
     assert rows["oracle"].split(" | ")[4] == "no limit"
     assert rows["boxloop"].split(" | ")[4] == "89,200"  # 1 h for the sample + (N − 100) / 900 h ≤ 100 h
 
