@@ -71,6 +71,13 @@ def test_when_the_budget_does_not_bind_each_iteration_gets_an_equal_share_of_the
     assert derived_fields(300, config.model_copy(update={"max_iterations": 1000}))["human_batch_size"] == 1
 
 
+def test_a_batch_never_exceeds_the_initial_sample_so_each_detector_is_retrained_before_people_take_the_pool():
+    config = _config(human_budget_hours=100.0, max_iterations=3)  # pays for the pool; a third of it is 578
+    fields = derived_fields(2000, config)
+    assert fields["initial_sample_size"] == 268
+    assert fields["human_batch_size"] == 268 < math.ceil((2000 - 268) / 3)
+
+
 def test_the_plan_says_images_hours_of_the_sample_and_what_is_left():
     config = _config(initial_sample_size=100)
     plan = describe_plan(400, config)
