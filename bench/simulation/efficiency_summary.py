@@ -188,16 +188,17 @@ def projection(
     for name in policies:
         runs = policy_runs(at_largest, name)
         fit = linear_fit([(p["images"], p["human_hours"]) for p in policy_runs(parts, name)])
+        by_size = {
+            str(size): spread(
+                project_hours(p, PROJECTION_IMAGES, initial_rules[name])
+                for p in policy_runs([part for part in parts if part["size"] == size], name)
+            )
+            for size in sizes
+        }
         result[name] = {
             "from_size": sizes[-1],
-            "hours": spread(project_hours(p, PROJECTION_IMAGES, initial_rules[name]) for p in runs),
-            "by_size": {
-                str(size): spread(
-                    project_hours(p, PROJECTION_IMAGES, initial_rules[name])
-                    for p in policy_runs([part for part in parts if part["size"] == size], name)
-                )
-                for size in sizes
-            },
+            "hours": by_size[str(sizes[-1])],
+            "by_size": by_size,
             "largest_corpus_within_budget": spread(
                 largest_within(p, PROJECTION_BUDGET_HOURS, initial_rules[name]) for p in runs
             ),
