@@ -192,22 +192,30 @@ def initial_rules(args, classes: tuple[str, ...]) -> dict:
     }
 
 
-def plot(summary: dict, policies: list[str], path: Path) -> None:
-    """Human hours against corpus size per policy (mean, with the seeds' range as error bars)."""
+def hours_figure(summary: dict, policies: list[str]) -> plt.Figure:
+    """Each policy's human hours (mean, with the seeds' range as error bars): against corpus size when several sizes
+    ran, as one bar per policy when one did (a trend needs two points)."""
     figure, axis = plt.subplots(figsize=(7, 4.5))
     sizes = sorted(summary["sizes"], key=int)
-    for name in policies:
+    for index, name in enumerate(policies):
         stats = [summary["sizes"][s]["policies"][name]["human_hours"] for s in sizes]
         means = [s["mean"] for s in stats]
         errors = [
             [m - s["min"] for m, s in zip(means, stats, strict=True)],
             [s["max"] - m for m, s in zip(means, stats, strict=True)],
         ]
-        axis.errorbar([int(s) for s in sizes], means, yerr=errors, marker="o", capsize=4, label=name)
-    axis.set_xlabel("images in the corpus")
+        if len(sizes) == 1:
+            axis.bar(index, means, yerr=errors, capsize=4, label=name)
+        else:
+            axis.errorbar([int(s) for s in sizes], means, yerr=errors, marker="o", capsize=4, label=name)
+    if len(sizes) == 1:
+        axis.set_xticks(range(len(policies)), policies)
+        axis.set_xlabel(f"policy, {int(sizes[0]):,} images")
+    else:
+        axis.set_xlabel("images in the corpus")
+        axis.legend()
     axis.set_ylabel("human hours for the whole corpus")
-    axis.legend()
-    save_figure(figure, path)
+    return figure
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             **representative_run(parts, args.anchoring),
         },
     )
-    plot(summary, args.policies, args.plot)
+    save_figure(hours_figure(summary, args.policies), args.plot)
     print(f"{header['date']} · {header['machine']} · corpus {args.corpus} · {len(parts)} parts")
     print(tables(summary, args.policies))
     print()

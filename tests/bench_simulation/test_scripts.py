@@ -46,6 +46,25 @@ def test_efficiency_compares_the_policies_per_size_and_seed(tmp_path: Path, caps
     assert "| 40 | ground-truth-style | 1 |" in printed and "Projection: per policy and seed" in printed
 
 
+def _hours(mean: float) -> dict:
+    return {"human_hours": {"mean": mean, "min": mean - 1, "max": mean + 1, "n": 2}}
+
+
+def test_the_efficiency_plot_draws_a_trend_over_sizes_and_bars_for_one_size() -> None:
+    efficiency = _script("efficiency")
+    policies = ["ground-truth-style", "boxloop"]
+    by_size = {"policies": {"ground-truth-style": _hours(9.0), "boxloop": _hours(10.0)}}
+    one_size = efficiency.hours_figure({"sizes": {"2000": by_size}}, policies)
+    axis = one_size.axes[0]
+    assert [tick.get_text() for tick in axis.get_xticklabels()] == policies
+    assert [bar.get_height() for bar in axis.patches] == [9.0, 10.0]
+    assert axis.get_xlabel() == "policy, 2,000 images"
+    sizes = efficiency.hours_figure({"sizes": {"4000": by_size, "2000": by_size}}, policies)
+    assert not sizes.axes[0].patches
+    assert list(sizes.axes[0].lines[0].get_xdata()) == [2000, 4000]
+    efficiency.plt.close("all")
+
+
 def test_efficiency_reuses_part_files_and_summarizes_without_running(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
