@@ -8,7 +8,7 @@ once on the corpus's true boxes — and scores both on a separate held-out corpu
 Goal: mAP@0.5 (boxloop labels) / mAP@0.5 (true labels) ≥ 0.97. Prints a table, writes
 ``docs/benchmarks/downstream.json`` (``--json``) and a plot.
 
-    .venv/bin/python bench/downstream.py                      # defaults: 2,000 + 400 held-out images, about 25 min
+    .venv/bin/python bench/downstream.py                      # defaults: 2,000 + 400 held-out images, about 13 min
 """
 
 from __future__ import annotations
