@@ -21,9 +21,10 @@ Whatever a loop leaves unlabelled at the end is labelled by people in a final pa
 fully labelled corpus. Each (size, seed) run writes
 ``<work>/parts/<corpus>-<size>-s<seed>-a<anchoring>-f<factor>.json`` and is skipped when that file exists, so the
 benchmark can run in parts; the summary reads every part of the corpus at ``--prefill-factor`` (``--summarize``
-only reads). Prints Markdown tables; writes ``--json`` and ``--plot``. On 2 cores a part takes roughly 25–60,
-40–100 and 65–175 minutes at 2,000, 4,000 and 8,000 images (training steps and pool inference dominate), so run
-one size per command, in the background:
+only reads). Prints Markdown tables; writes ``--json`` and ``--plot``. On 2 idle cores a part took 5–14 minutes
+at 2,000 images (the dense corpus's are the longer), 6–9 at 4,000 and about 10 at 8,000 (Nov 30; training steps and
+pool inference dominate, and grow with the corpus where the first model leaves work), so run one size per command,
+in the background:
 
     .venv/bin/python bench/efficiency.py --sizes 2000 --seeds 5 --generate-size 8000 --parts-only
     .venv/bin/python bench/efficiency.py --sizes 2000 --seeds 5 --anchoring 0 --policies boxloop,oracle --parts-only
