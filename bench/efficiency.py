@@ -198,6 +198,7 @@ def hours_figure(summary: dict, policies: list[str]) -> plt.Figure:
     ran, as one bar per policy when one did (a trend needs two points)."""
     figure, axis = plt.subplots(figsize=(7, 4.5))
     sizes = sorted(summary["sizes"], key=int)
+    one_size = len(sizes) == 1
     for index, name in enumerate(policies):
         stats = [summary["sizes"][s]["policies"][name]["human_hours"] for s in sizes]
         means = [s["mean"] for s in stats]
@@ -205,11 +206,11 @@ def hours_figure(summary: dict, policies: list[str]) -> plt.Figure:
             [m - s["min"] for m, s in zip(means, stats, strict=True)],
             [s["max"] - m for m, s in zip(means, stats, strict=True)],
         ]
-        if len(sizes) == 1:
-            axis.bar(index, means, yerr=errors, capsize=4, label=name)
+        if one_size:
+            axis.bar(index, means, yerr=errors, capsize=4)
         else:
             axis.errorbar([int(s) for s in sizes], means, yerr=errors, marker="o", capsize=4, label=name)
-    if len(sizes) == 1:
+    if one_size:
         axis.set_xticks(range(len(policies)), policies)
         axis.set_xlabel(f"policy, {int(sizes[0]):,} images")
     else:
