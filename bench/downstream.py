@@ -1,8 +1,10 @@
 """Are boxloop's labels good enough to train on? The same detector trained on boxloop's labels and on the truth.
 
-Runs boxloop (its default configuration, the simulated workforce, ``--loop-iterations`` trained
-iterations, then a final human pass over anything left) over a generated corpus (``--corpus``, by default the
-product-case ``mixed`` corpus of ``simulation.corpus_images``), then trains the detector
+Runs boxloop as ``bench/efficiency.py`` does — what ``boxloop run`` does without a configuration
+(``boxloop.run_plan``'s sizes for the corpus and ``--budget-hours``), the simulated workforce (``--anchoring``,
+``--prefill-factor``), ``--loop-iterations`` trained iterations, then a final human pass over anything left — over
+a generated corpus (``--corpus``, by default the product-case ``mixed`` corpus of ``simulation.corpus_images``;
+the detector learns that corpus's classes), then trains the detector
 twice with identical settings, seed and number of epochs — once on boxloop's final labels (auto and human),
 once on the corpus's true boxes — and scores both on a separate held-out corpus with known truth.
 Goal: mAP@0.5 (boxloop labels) / mAP@0.5 (true labels) ≥ 0.97. Prints a table, writes
@@ -24,6 +26,7 @@ import matplotlib.pyplot as plt
 from boxloop.quality import mean_image_miou
 from boxloop.workforce import SimulatedWorkforce
 from simulation.bench_run import (
+    add_workforce_arguments,
     benchmark_parser,
     detector_settings,
     run_header,
@@ -35,7 +38,7 @@ from simulation.corpus_images import CORPUS_NAMES, corpus_classes, named_corpus
 from simulation.detector_jobs import DetectorJobs
 from simulation.evaluation import HeldOutScore, labelled_images, predict_held_out, score_held_out
 from simulation.loop import run_policy
-from simulation.policy import boxloop_policy
+from simulation.policy import boxloop_policy, with_workforce
 
 GOAL_MAP_RATIO = 0.97
 VALIDATION_CHANNEL_IMAGES = 64
@@ -65,19 +68,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", choices=CORPUS_NAMES, default="mixed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--held-out-seed", type=int, default=77)
-    parser.add_argument("--loop-iterations", type=int, default=2)
-    parser.add_argument("--loop-epochs", type=int, default=12, help="training epochs per loop iteration")
+    parser.add_argument("--loop-iterations", type=int, default=3, help="trained iterations of the loop")
+    parser.add_argument("--loop-epochs", type=int, default=15, help="training epochs per loop iteration")
+    add_workforce_arguments(parser)
     parser.add_argument("--epochs", type=int, default=8, help="training budget of each compared detector")
     args = parser.parse_args(argv)
     header = run_header("downstream")
     classes = corpus_classes(args.corpus)
     images = named_corpus(args.work / "corpora", args.corpus, args.images, args.seed)
     held_out = named_corpus(args.work / "corpora", args.corpus, args.held_out, args.held_out_seed)
-    policy = boxloop_policy(classes, args.loop_iterations, args.seed)
+    policy = with_workforce(
+        boxloop_policy(
+            classes, args.loop_iterations, args.seed, n_images=len(images), human_budget_hours=args.budget_hours
+        ),
+        args.anchoring,
+        args.prefill_factor,
+    )
     workforce = SimulatedWorkforce.from_config({i.image_id: list(i.truth) for i in images}, policy.config)
     loop_jobs = DetectorJobs(
         args.work / "loop",
-        detector_settings(args, epochs=args.loop_epochs, seed=args.seed),
+        detector_settings(args, epochs=args.loop_epochs, seed=args.seed, classes=classes),
     )
     say(f"labelling {len(images)} images with boxloop")
     labelled = run_policy(policy, images, loop_jobs, workforce, progress=say)
@@ -86,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     final_jobs = DetectorJobs(
         args.work / "final",
-        detector_settings(args, epochs=args.epochs, seed=args.seed),
+        detector_settings(args, epochs=args.epochs, seed=args.seed, classes=classes),
     )
     echo = images[:VALIDATION_CHANNEL_IMAGES]
     reference = labelled_images(held_out)
@@ -113,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         {
             **header,
             "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+            "loop": {
+                "classes": list(classes),
+                "initial_sample_size": policy.config.initial_sample_size,
+                "validation_share": policy.config.validation_share,
+                "human_batch_size": policy.config.human_batch_size,
+            },
             "labelling": labelled.model_dump(mode="json") | {"label_miou_vs_truth": label_quality},
             "training_seconds": seconds,
             "held_out": {name: score.model_dump() for name, score in scores.items()},

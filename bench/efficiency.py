@@ -44,7 +44,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from boxloop.workforce import SimulatedWorkforce
-from simulation.bench_run import benchmark_parser, detector_settings, run_header, save_figure, say, write_json
+from simulation.bench_run import (
+    add_workforce_arguments,
+    benchmark_parser,
+    detector_settings,
+    run_header,
+    save_figure,
+    say,
+    write_json,
+)
 from simulation.corpus_images import CORPUS_NAMES, corpus_classes, named_corpus
 from simulation.detector_jobs import DetectorJobs
 from simulation.efficiency_summary import (
@@ -231,9 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-iterations", type=int, default=3, help="trained iterations per loop")
     parser.add_argument("--epochs", type=int, default=15, help="training epochs per iteration (steps follow the data)")
     parser.add_argument("--target", type=float, default=0.6, help="quality target of boxloop and Ground Truth-style")
-    parser.add_argument("--budget-hours", type=float, default=100.0, help="the human budget of every loop")
-    parser.add_argument("--anchoring", type=float, default=0.3, help="share of pre-filled errors people keep")
-    parser.add_argument("--prefill-factor", type=float, default=0.5, help="adjusting time ÷ drawing time")
+    add_workforce_arguments(parser)
     parser.add_argument("--policies", type=lambda text: _list(text, str), default=list(DEFAULT_POLICIES))
     parser.add_argument("--boxloop-override", type=json.loads, default={}, help="JSON config fields (ablations)")
     mode = parser.add_mutually_exclusive_group()

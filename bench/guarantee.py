@@ -57,7 +57,8 @@ RULES = (Thresholding.LOWER_BOUND, Thresholding.POINT_ESTIMATE)
 def one_run(seed: int, args: argparse.Namespace) -> dict:
     """One seeded iteration: every target × thresholding rule with its threshold, auto count and realised mIoU."""
     images = named_corpus(args.work / "corpora", args.corpus, args.images, seed)
-    policy = boxloop_policy(corpus_classes(args.corpus), max_iterations=1, seed=seed)
+    classes = corpus_classes(args.corpus)
+    policy = boxloop_policy(classes, max_iterations=1, seed=seed)
     policy = policy.model_copy(
         update={"config": policy.config.model_copy(update={"initial_sample_size": args.initial})}
     )
@@ -70,7 +71,7 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
     pool = state.unlabelled(images)
     jobs = DetectorJobs(
         args.work / f"jobs-s{seed}",
-        detector_settings(args, epochs=args.epochs, seed=seed),
+        detector_settings(args, epochs=args.epochs, seed=seed, classes=classes),
     )
     labels = {image_id: a.boxes for image_id, a in state.labels.items()} | state.validation
     model = jobs.train(train, validation, labels, warm_start=None)

@@ -72,7 +72,7 @@ def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def detector_settings(
-    args: argparse.Namespace, *, epochs: int, seed: int, classes: tuple[str, ...] = CLASSES
+    args: argparse.Namespace, *, epochs: int, seed: int, classes: tuple[str, ...]
 ) -> DetectorSettings:
     """The training settings of ``add_detector_arguments``' options with this job's epochs, seed and classes."""
     return DetectorSettings(
@@ -83,6 +83,14 @@ def detector_settings(
         epochs=epochs,
         seed=seed,
     )
+
+
+def add_workforce_arguments(parser: argparse.ArgumentParser) -> None:
+    """The human side of a loop benchmark: the budget of every loop and the simulated people's anchoring and
+    pre-fill factor (the defaults the efficiency figures of record use)."""
+    parser.add_argument("--budget-hours", type=float, default=100.0, help="the human budget of every loop")
+    parser.add_argument("--anchoring", type=float, default=0.3, help="share of pre-filled errors people keep")
+    parser.add_argument("--prefill-factor", type=float, default=0.5, help="adjusting time ÷ drawing time")
 
 
 def benchmark_parser(description: str, name: str) -> argparse.ArgumentParser:

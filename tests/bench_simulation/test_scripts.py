@@ -9,6 +9,10 @@ from types import ModuleType
 
 import pytest
 
+from boxloop.config import LabelingConfig
+from simulation.corpus_images import corpus_classes
+from simulation.policy import boxloop_policy
+
 from .conftest import BENCH_DIR, TINY_DETECTOR
 
 
@@ -143,6 +147,13 @@ def test_downstream_trains_on_both_label_sets(tmp_path: Path, capsys: pytest.Cap
     document = json.loads((tmp_path / "downstream.json").read_text())
     assert set(document["held_out"]) == {"boxloop labels", "true labels"}
     assert document["settings"]["corpus"] == "mixed" and _kinds(tmp_path) == {"studio", "lifestyle", "cluttered"}
+    planned = boxloop_policy(corpus_classes("mixed"), 1, n_images=40, human_budget_hours=100.0).config
+    assert (
+        document["loop"]["initial_sample_size"]
+        == planned.initial_sample_size
+        != LabelingConfig.model_fields["initial_sample_size"].default
+    ), "the loop labels with boxloop run's sizes for the corpus, not the configuration defaults"
+    assert document["loop"]["classes"] == list(corpus_classes("mixed"))
     reference = document["held_out"]["true labels"]["map50"]
     if reference > 0:  # the tiny model after one epoch may find nothing at all
         assert document["map50_ratio"] == pytest.approx(document["held_out"]["boxloop labels"]["map50"] / reference)
