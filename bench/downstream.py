@@ -1,10 +1,10 @@
 """Are boxloop's labels good enough to train on? The same detector trained on boxloop's labels and on the truth.
 
-Runs boxloop as ``bench/efficiency.py`` does — what ``boxloop run`` does without a configuration
-(``boxloop.run_plan``'s sizes for the corpus and ``--budget-hours``), the simulated workforce (``--anchoring``,
-``--prefill-factor``), ``--loop-iterations`` trained iterations, then a final human pass over anything left — over
-a generated corpus (``--corpus``, by default the product-case ``mixed`` corpus of ``simulation.corpus_images``;
-the detector learns that corpus's classes), then trains the detector
+Runs boxloop as ``bench/efficiency.py`` does — what ``boxloop run`` does without a configuration but the
+iteration cap: ``boxloop.run_plan``'s sizes for the corpus and ``--budget-hours``, the simulated workforce
+(``--anchoring``, ``--prefill-factor``), ``--loop-iterations`` trained iterations, then a final human pass over
+anything left — over a generated corpus (``--corpus``, by default the product-case ``mixed`` corpus of
+``simulation.corpus_images``; the detector learns that corpus's classes), then trains the detector
 twice with identical settings, seed and number of epochs — once on boxloop's final labels (auto and human),
 once on the corpus's true boxes — and scores both on a separate held-out corpus with known truth.
 Goal: mAP@0.5 (boxloop labels) / mAP@0.5 (true labels) ≥ 0.97. Prints a table, writes

@@ -11,9 +11,10 @@ policy:
 - ``all-manual``: every image boxed by people from scratch (the time model, plus QC re-asks);
 - ``ground-truth-style``: 10% random initial sample at every size, point-estimate threshold, the most uncertain
   images in fixed batches, no audit slice, no gold, boxes drawn from scratch, batches sent whole;
-- ``boxloop``: what ``boxloop run`` does without a configuration (``boxloop.run_plan``'s sizes for the corpus and
-  ``--budget-hours``; lower-bound threshold at ``--target``; uncertain × diverse batches with pre-filled boxes;
-  audit slice; gold; budget waves; people finish the rest unaided);
+- ``boxloop``: what ``boxloop run`` does without a configuration, but with ``--max-iterations`` trained
+  iterations (``boxloop.run_plan``'s sizes for the corpus and ``--budget-hours``; lower-bound threshold at
+  ``--target``; uncertain × diverse batches with pre-filled boxes; audit slice; gold; budget waves; people finish
+  the rest unaided);
 - ``oracle``: boxloop, but each iteration auto-labels the best images by true IoU that keep the mean at the target;
 - ``boxloop-human-parity`` (only with ``--policies``): boxloop with ``quality.human_parity``.
 
