@@ -5,8 +5,8 @@ comes from, so a reader checks a figure in one place.
 
 Inputs (paths relative to the repository root):
 
-- ``--efficiency`` (default ``docs/benchmarks/efficiency.json``, where ``bench/efficiency.py`` writes it).
-  Per policy: training seconds and pool-inference images per trained iteration, auto- and human-labelled
+- ``--efficiency`` (default ``docs/benchmarks/efficiency-mixed.json``, the mixed corpus's figures of record from
+  ``bench/efficiency.py``; its measured run is the largest size's seed 0). Per policy: training seconds and pool-inference images per trained iteration, auto- and human-labelled
   images, human hours. ``boxloop`` is priced as a boxloop run, ``ground-truth-style`` as Ground Truth's
   automated labelling, ``all-manual`` as Ground Truth without it (``boxloop-human-parity`` is left out:
   its first model is boxloop's, shared and counted once). boxloop's batch transform is priced on the whole
@@ -20,26 +20,28 @@ Inputs (paths relative to the repository root):
   Map's child transitions by pool-inference images; the ingest queue by images; every other function,
   state transition and queue by iterations (iteration 0 included), with those functions' GB-seconds also
   growing with images (they read the pool).
-- ``--inference-seconds-per-image`` (default 0.147): the detector's measured CPU time per pool image at
-  the production size, 256 px, with the mirrored pass (docs/benchmarks.md, "Quiet-machine run"; batch 32,
-  2 threads on a 2-core AMD EPYC), or ``--pool-inference REPORT``: one over the end-to-end images/s of a
-  ``bench/pool_inference.py --output REPORT`` run (docs/benchmarks.md, "Pool inference throughput"; end to
-  end is now within the goals of the model-only rate, so the quiet-machine figure stands for it).
+- ``--inference-seconds-per-image`` (default 0.057): the detector's measured CPU time per pool image at
+  the production size, 256 px, with the mirrored pass (``docs/benchmarks/detector-cpu.json``, Nov 30; 2 threads
+  on a 2-core AMD EPYC; 0.147 on Nov 22, before the faster decoding), or ``--pool-inference REPORT``: one over
+  the end-to-end images/s of a ``bench/pool_inference.py --output REPORT`` run (docs/benchmarks.md, "Pool
+  inference throughput"; end to end is within the goals of the model-only rate, so the model's figure stands
+  for it).
   The batch transform is priced on ``--transform-instance`` (default
   ml.c5.xlarge, the dev stack's) at that throughput, assuming the 2 measured cores ≈ its 4 vCPUs
   (2 physical cores). No GPU throughput was measured, so no GPU transform is priced.
-- Training is priced as the measured seconds per trained iteration (the detector trains for a fixed time
-  budget) on ``--training-instance`` (default ml.g4dn.xlarge, the dev stack's; the stack accepts only
-  GPU training instances). The seconds are the budget, not a throughput estimate: a GPU trains more
-  steps in them. SageMaker's own job start-up (instance and image) is not in the measured seconds.
+- Training is priced as the measured seconds per trained iteration on ``--training-instance`` (default
+  ml.g4dn.xlarge, the dev stack's; the stack accepts only GPU training instances). Training is step-bounded
+  and the seconds were measured on 2 CPU cores, so a GPU runs the same steps in fewer: an upper bound.
+  SageMaker's own job start-up (instance and image) is not in the measured seconds.
 - ``--human-rate`` (default $15/h): what an hour of a labeller (private workforce) costs.
 
 Outputs: dollars per 1,000 auto-labels for the measured run, by component, against the goal (compute ≤
 $0.10 per 1,000 auto-labels); a projected ``--images`` (default 500,000) run per policy: compute, per-object
 fees (tiered Ground Truth fee on every labelled object, automatic or human; A2I's fee on every human-labelled
-object for boxloop, whose human tasks are A2I human loops) and human hours × rate. The projection is linear
-in images from the measured run (each policy's per-image compute, human share and hours carry over); only the
-tiered fees are computed on the projected count. ``--json OUT`` writes the figures; ``--plot`` (default
+object for boxloop, whose human tasks are A2I human loops) and human hours × rate. Compute is linear in images
+from the measured run. Human hours are the efficiency benchmark's own projection when the file has one for
+``--images`` (multi-seed results: the mean over seeds; the human-labelled images follow at the measured run's images
+per hour), else linear too; the tiered fees are computed on the projected counts. ``--json OUT`` writes the figures; ``--plot`` (default
 ``docs/benchmarks/cost.png``) the projected cost by policy and component.
 
     .venv/bin/python bench/cost.py [--efficiency PATH] [--usage PATH] [--json OUT] [--plot PNG]
@@ -131,8 +133,8 @@ NOTES = [
     "Batch transform: priced on the transform instance at the measured CPU throughput (--inference-seconds-per-image, "
     "measured on 2 AMD EPYC cores, taken as ml.c5.xlarge's 4 vCPUs = 2 physical cores). No GPU transform is priced: "
     "no GPU throughput was measured.",
-    "Training: the measured seconds per trained iteration (the detector trains for a fixed time budget) on the "
-    "training instance; the seconds are the budget, so a GPU instance costs the same seconds and trains more steps.",
+    "Training: the measured seconds per trained iteration on the training instance; training is step-bounded and "
+    "the seconds are 2 CPU cores', so a GPU runs the same steps in fewer: an upper bound.",
     "Ground Truth's automated labelling also runs SageMaker training and inference jobs, charged as SageMaker usage "
     "(AWS's Ground Truth documentation; not verified in the stored pages): priced here like boxloop's, from the "
     "Ground Truth-style policy's measured training seconds and inference images.",
@@ -172,14 +174,38 @@ class CorpusFigures(BaseModel):
     images: int
 
 
+class ProjectedHours(BaseModel):
+    mean: float
+
+
+class PolicyProjection(BaseModel):
+    """One policy's human hours as ``bench/efficiency.py`` projects them (mean and range over seeds)."""
+
+    hours: ProjectedHours
+
+
+class EfficiencySummary(BaseModel):
+    projection: dict[str, PolicyProjection] = {}
+
+
 class EfficiencyResult(BaseModel):
-    """``efficiency.json`` as written by ``bench/efficiency.py`` (the fields the cost model reads)."""
+    """``efficiency.json`` as written by ``bench/efficiency.py`` (the fields the cost model reads). A multi-seed
+    results file also carries the benchmark's own projection of human hours to ``projection_images``."""
 
     date: str
     machine: str
     command: str
     corpus: CorpusFigures
     policies: list[PolicyFigures]
+    projection_images: int | None = None
+    summary: EfficiencySummary | None = None
+
+    def projected_hours(self, name: str, images: int) -> float | None:
+        """The benchmark's projected human hours of policy ``name`` at ``images`` (mean over seeds), or None
+        when it projected to another size or not at all."""
+        if self.summary is None or self.projection_images != images or name not in self.summary.projection:
+            return None
+        return self.summary.projection[name].hours.mean
 
     def policy(self, name: str) -> PolicyFigures:
         for policy in self.policies:
@@ -278,7 +304,7 @@ class CostInputs:
 
     training_instance: str = "ml.g4dn.xlarge"
     transform_instance: str = "ml.c5.xlarge"
-    inference_seconds_per_image: float = 0.147
+    inference_seconds_per_image: float = 0.057
 
 
 def sagemaker_cost(policy: PolicyFigures, inputs: CostInputs, inference_images: int) -> tuple[float, float]:
@@ -362,22 +388,34 @@ class Projection:
 
 
 def project(
-    policy: PolicyFigures, compute: ComputeCost, measured_images: int, images: int, human_rate: float
+    policy: PolicyFigures,
+    compute: ComputeCost,
+    measured_images: int,
+    images: int,
+    human_rate: float,
+    projected_hours: float | None = None,
 ) -> Projection:
     """``policy``'s measured run scaled linearly to ``images``; the per-object fees on the projected counts
-    (A2I's on boxloop's human-labelled images, Ground Truth's tiered fee on every image otherwise)."""
+    (A2I's on boxloop's human-labelled images, Ground Truth's tiered fee on every image otherwise).
+
+    With ``projected_hours`` (the efficiency benchmark's own projection), those are the human hours, and the
+    human-labelled images follow at the measured run's images per human hour."""
     factor = images / measured_images
-    human_images = policy.human_images * factor
+    if projected_hours is None:
+        human_hours, human_images = policy.human_hours * factor, policy.human_images * factor
+    else:
+        per_hour = policy.human_images / policy.human_hours if policy.human_hours > 0 else 0.0
+        human_hours, human_images = projected_hours, min(float(images), projected_hours * per_hour)
     is_boxloop = policy.name == "boxloop"
     return Projection(
         policy=policy.name,
         labelled_by=LABELLED_BY[policy.name],
         images=images,
         human_images=human_images,
-        human_hours=policy.human_hours * factor,
+        human_hours=human_hours,
         compute=compute.scaled(factor).total,
         object_fees=human_images * A2I_OBJECT.usd if is_boxloop else ground_truth_fee(images),
-        human_labour=policy.human_hours * factor * human_rate,
+        human_labour=human_hours * human_rate,
     )
 
 
@@ -412,7 +450,7 @@ def _price_line(name: str, price: dict) -> str:
     return f"  {name:42s} ${price['usd']:.10f}".rstrip("0") + f" per {price['unit']}{check}"
 
 
-def plot(projections: list[dict], path: Path, images: int) -> None:
+def plot(projections: list[dict], path: Path, images: int, human_hours_projected: bool) -> None:
     """Stacked bars: each policy's projected cost (``cost_report``'s projections) by component."""
     figure = Figure(figsize=(8, 4.5))
     FigureCanvasAgg(figure)
@@ -433,7 +471,12 @@ def plot(projections: list[dict], path: Path, images: int) -> None:
     axis.yaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
     axis.margins(y=0.12)
     axis.set_ylabel("US dollars")
-    axis.set_title(f"Projected cost of labelling {images:,} images (linear in images from the measured run)")
+    how = (
+        "human hours as the efficiency benchmark projects them, compute linear"
+        if human_hours_projected
+        else "linear in images from the measured run"
+    )
+    axis.set_title(f"Projected cost of labelling {images:,} images\n({how})", fontsize=10)
     axis.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -449,12 +492,26 @@ def cost_report(
     compute = boxloop_compute(boxloop, measured_images, usage, inputs)
     per_1000 = {name: value / boxloop.auto_images * 1000 for name, value in asdict(compute).items()}
     per_1000_total = compute.total / boxloop.auto_images * 1000
+    priced = [policy for name in LABELLED_BY for policy in efficiency.policies if policy.name == name]
+    projected = {policy.name: efficiency.projected_hours(policy.name, images) for policy in priced}
     projections = [
-        project(policy, policy_compute(policy, measured_images, usage, inputs), measured_images, images, human_rate)
-        for name in LABELLED_BY
-        for policy in efficiency.policies
-        if policy.name == name
+        project(
+            policy,
+            policy_compute(policy, measured_images, usage, inputs),
+            measured_images,
+            images,
+            human_rate,
+            projected[policy.name],
+        )
+        for policy in priced
     ]
+    hours_projected = all(hours is not None for hours in projected.values())
+    hours_from = (
+        "human hours from the efficiency benchmark's own projection (mean over seeds), human-labelled images at "
+        "the measured images per hour"
+        if hours_projected
+        else "human hours linear in images from the measured run"
+    )
     return {
         "benchmark": "cost",
         "prices_taken": PRICES_TAKEN,
@@ -478,7 +535,9 @@ def cost_report(
             "goal_met": per_1000_total <= GOAL_PER_1000_AUTO_LABELS,
         },
         "projections": [{**asdict(p), "total": p.total} for p in projections],
-        "scaling": "a projection, linear in images from the measured run; Ground Truth's tiered fee on the projected count",
+        "human_hours_projected": hours_projected,
+        "scaling": f"a projection: {hours_from}; compute linear in images from the measured run; Ground Truth's "
+        "tiered fee on the projected count",
         "notes": NOTES,
     }
 
@@ -524,7 +583,9 @@ def print_report(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--efficiency", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks" / "efficiency.json")
+    parser.add_argument(
+        "--efficiency", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks" / "efficiency-mixed.json"
+    )
     parser.add_argument("--usage", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks" / "local-run-usage.json")
     parser.add_argument("--inference-seconds-per-image", type=float, default=CostInputs.inference_seconds_per_image)
     parser.add_argument("--pool-inference", type=Path, help="a bench/pool_inference.py report: its end-to-end rate")
@@ -551,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     inputs = CostInputs(args.training_instance, args.transform_instance, seconds_per_image)
     report = cost_report(efficiency, usage, inputs, args.images, args.human_rate)
     print_report(report)
-    plot(report["projections"], args.plot, args.images)
+    plot(report["projections"], args.plot, args.images, report["human_hours_projected"])
     print(f"\nplot: {args.plot}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,10 @@ EFFICIENCY = {
     ],
 }  # fmt: skip
 
+PROJECTED = {"boxloop": 60.0, "ground-truth-style": 300.0, "all-manual": 2_800.0}
+"""Human hours at 500,000 images as a multi-seed efficiency file projects them (all-manual's 2,800 h at its measured
+200 images an hour would be 560,000 images: more than the corpus)."""
+
 INGEST = "lambdas.ingest.handler.handler"
 PUBLISH = "lambdas.loop.publish_manifest_version.handler"
 
@@ -156,6 +160,28 @@ def test_projection_is_linear_in_images_with_fees_on_the_projected_counts(cost: 
     assert ground_truth["total"] == pytest.approx(ground_truth["compute"] + 22_000.0 + 8.0 * 125 * 15.0)
 
 
+def test_the_efficiency_benchmarks_own_projection_sets_the_human_hours(cost: ModuleType) -> None:
+    projection = {name: {"hours": {"mean": hours, "min": 0.0, "max": 0.0}} for name, hours in PROJECTED.items()}
+    efficiency = cost.EfficiencyResult.model_validate(
+        EFFICIENCY | {"projection_images": 500_000, "summary": {"projection": projection}}
+    )
+    inputs = cost.CostInputs("ml.g4dn.xlarge", "ml.c5.xlarge", 0.1)
+
+    report = cost.cost_report(efficiency, _usage(), inputs, images=500_000, human_rate=15.0)
+
+    projections = {p["policy"]: p for p in report["projections"]}
+    boxloop = projections["boxloop"]
+    assert boxloop["human_hours"] == 60.0 and boxloop["human_labour"] == pytest.approx(60.0 * 15.0)
+    assert boxloop["human_images"] == pytest.approx(60.0 * 400 / 2.0)  # the measured run's 200 images an hour
+    assert boxloop["object_fees"] == pytest.approx(60.0 * 200 * 0.08)
+    assert boxloop["compute"] == pytest.approx(report["measured_run"]["compute_total"] * 125)  # compute stays linear
+    assert projections["all-manual"]["human_images"] == 500_000  # never more images than the corpus has
+    assert "own projection" in report["scaling"] and report["human_hours_projected"]
+    elsewhere = cost.cost_report(efficiency, _usage(), inputs, images=100_000, human_rate=15.0)
+    linear = {p["policy"]: p for p in elsewhere["projections"]}
+    assert linear["boxloop"]["human_hours"] == pytest.approx(2.0 * 25) and not elsewhere["human_hours_projected"]
+
+
 def test_the_script_prints_writes_its_figures_and_plots(
     cost: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -171,5 +197,5 @@ def test_the_script_prints_writes_its_figures_and_plots(
     out = capsys.readouterr().out
     assert "per 1,000 auto-labels" in out and "not verified in the stored pages" in out and "Goal:" in out
     figures = json.loads((tmp_path / "cost.json").read_text())
-    assert figures["inputs"]["inference_seconds_per_image"] == 0.147
+    assert figures["inputs"]["inference_seconds_per_image"] == 0.057
     assert (tmp_path / "cost.png").read_bytes()[:4] == b"\x89PNG"
