@@ -5,9 +5,9 @@ comes from, so a reader checks a figure in one place.
 
 Inputs (paths relative to the repository root):
 
-- ``--efficiency`` (default ``docs/benchmarks/efficiency-mixed.json``, the mixed corpus's figures of record from
-  ``bench/efficiency.py``; its measured run is the largest size's seed 0). Per policy: training seconds and pool-inference images per trained iteration, auto- and human-labelled
-  images, human hours. ``boxloop`` is priced as a boxloop run, ``ground-truth-style`` as Ground Truth's
+- ``--efficiency`` (default ``docs/benchmarks/efficiency-mixed.json``, the mixed corpus's figures of record
+  from ``bench/efficiency.py``; its measured run is the largest size's seed 0). Per policy: training seconds
+  and pool-inference images per trained iteration, auto- and human-labelled images, human hours. ``boxloop`` is priced as a boxloop run, ``ground-truth-style`` as Ground Truth's
   automated labelling, ``all-manual`` as Ground Truth without it (``boxloop-human-parity`` is left out:
   its first model is boxloop's, shared and counted once). boxloop's batch transform is priced on the whole
   pool every trained iteration, as the deployed stack runs it; the Ground Truth-style policy's on the
@@ -38,11 +38,12 @@ Inputs (paths relative to the repository root):
 Outputs: dollars per 1,000 auto-labels for the measured run, by component, against the goal (compute ≤
 $0.10 per 1,000 auto-labels); a projected ``--images`` (default 500,000) run per policy: compute, per-object
 fees (tiered Ground Truth fee on every labelled object, automatic or human; A2I's fee on every human-labelled
-object for boxloop, whose human tasks are A2I human loops) and human hours × rate. Compute is linear in images
-from the measured run. Human hours are the efficiency benchmark's own projection when the file has one for
-``--images`` (multi-seed results: the mean over seeds; the human-labelled images follow at the measured run's images
-per hour), else linear too; the tiered fees are computed on the projected counts. ``--json OUT`` writes the figures; ``--plot`` (default
-``docs/benchmarks/cost.png``) the projected cost by policy and component.
+object for boxloop, whose human tasks are A2I human loops) and human hours × rate. Compute is linear in
+images from the measured run. Human hours are the efficiency benchmark's own projection when the file has one
+for ``--images`` (multi-seed results: the mean over seeds; the human-labelled images follow at the measured
+run's images per hour), else linear too; the tiered fees are computed on the projected counts. ``--json OUT``
+writes the figures; ``--plot`` (default ``docs/benchmarks/cost.png``) the projected cost by policy and
+component.
 
     .venv/bin/python bench/cost.py [--efficiency PATH] [--usage PATH] [--json OUT] [--plot PNG]
 """
@@ -395,7 +396,7 @@ def project(
     human_rate: float,
     projected_hours: float | None = None,
 ) -> Projection:
-    """``policy``'s measured run scaled linearly to ``images``; the per-object fees on the projected counts
+    """``policy``'s measured run scaled to ``images`` (linearly); the per-object fees on the projected counts
     (A2I's on boxloop's human-labelled images, Ground Truth's tiered fee on every image otherwise).
 
     With ``projected_hours`` (the efficiency benchmark's own projection), those are the human hours, and the
