@@ -7,8 +7,8 @@ Inputs (paths relative to the repository root):
 
 - ``--efficiency`` (default ``docs/benchmarks/efficiency-mixed.json``, the mixed corpus's figures of record
   from ``bench/efficiency.py``; its measured run is the largest size's seed 0). Per policy: training seconds
-  and pool-inference images per trained iteration, auto- and human-labelled images, human hours. ``boxloop`` is priced as a boxloop run, ``ground-truth-style`` as Ground Truth's
-  automated labelling, ``all-manual`` as Ground Truth without it (``boxloop-human-parity`` is left out:
+  and pool-inference images per trained iteration, auto- and human-labelled images, human hours. ``boxloop``
+  is priced as a boxloop run, ``ground-truth-style`` as Ground Truth's automated labelling, ``all-manual`` as Ground Truth without it (``boxloop-human-parity`` is left out:
   its first model is boxloop's, shared and counted once). boxloop's batch transform is priced on the whole
   pool every trained iteration, as the deployed stack runs it; the Ground Truth-style policy's on the
   images it inferred.
