@@ -5,13 +5,13 @@ comes from, so a reader checks a figure in one place.
 
 Inputs (paths relative to the repository root):
 
-- ``--efficiency`` (default ``docs/benchmarks/efficiency-mixed.json``, the mixed corpus's figures of record
-  from ``bench/efficiency.py``; its measured run is the largest size's seed 0). Per policy: training seconds
-  and pool-inference images per trained iteration, auto- and human-labelled images, human hours. ``boxloop``
-  is priced as a boxloop run, ``ground-truth-style`` as Ground Truth's automated labelling, ``all-manual`` as Ground Truth without it (``boxloop-human-parity`` is left out:
-  its first model is boxloop's, shared and counted once). boxloop's batch transform is priced on the whole
-  pool every trained iteration, as the deployed stack runs it; the Ground Truth-style policy's on the
-  images it inferred.
+- ``--efficiency`` (default ``docs/benchmarks/efficiency-mixed.json``, the mixed corpus's figures of record from
+  ``bench/efficiency.py``; its measured run is the largest size's seed 0). Per policy: training seconds and
+  pool-inference images per trained iteration, auto- and human-labelled images, human hours. ``boxloop`` is priced
+  as a boxloop run, ``ground-truth-style`` as Ground Truth's automated labelling, ``all-manual`` as Ground Truth
+  without it (``boxloop-human-parity`` is left out: its first model is boxloop's, shared and counted once).
+  boxloop's batch transform is priced on the whole pool every trained iteration, as the deployed stack runs it; the
+  Ground Truth-style policy's on the images it inferred.
 - ``--usage`` (default ``docs/benchmarks/local-run-usage.json``, kept from a local run; every ``boxloop run``
   / ``make demo`` writes one to its output folder): a local run's ``usage.json``
   (``boxloop.local.usage``): Lambda invocations and GB-seconds per function, Step Functions state
