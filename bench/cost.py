@@ -40,7 +40,7 @@ $0.10 per 1,000 auto-labels); a projected ``--images`` (default 500,000) run per
 fees (tiered Ground Truth fee on every labelled object, automatic or human; A2I's fee on every human-labelled
 object for boxloop, whose human tasks are A2I human loops) and human hours × rate. Compute is linear in
 images from the measured run. Human hours are the efficiency benchmark's own projection when the file has one
-for ``--images`` (multi-seed results: the mean over seeds; the human-labelled images follow at the measured
+for every priced policy at ``--images`` (multi-seed results: the mean over seeds; the human-labelled images follow at the measured
 run's images per hour), else linear too; the tiered fees are computed on the projected counts. ``--json OUT``
 writes the figures; ``--plot`` (default ``docs/benchmarks/cost.png``) the projected cost by policy and
 component.
@@ -495,6 +495,9 @@ def cost_report(
     per_1000_total = compute.total / boxloop.auto_images * 1000
     priced = [policy for name in LABELLED_BY for policy in efficiency.policies if policy.name == name]
     projected = {policy.name: efficiency.projected_hours(policy.name, images) for policy in priced}
+    hours_projected = all(hours is not None for hours in projected.values())
+    if not hours_projected:  # every policy's hours come the same way, or the comparison is not like for like
+        projected = dict.fromkeys(projected)
     projections = [
         project(
             policy,
@@ -506,7 +509,6 @@ def cost_report(
         )
         for policy in priced
     ]
-    hours_projected = all(hours is not None for hours in projected.values())
     hours_from = (
         "human hours from the efficiency benchmark's own projection (mean over seeds), human-labelled images at "
         "the measured images per hour"

@@ -180,6 +180,14 @@ def test_the_efficiency_benchmarks_own_projection_sets_the_human_hours(cost: Mod
     elsewhere = cost.cost_report(efficiency, _usage(), inputs, images=100_000, human_rate=15.0)
     linear = {p["policy"]: p for p in elsewhere["projections"]}
     assert linear["boxloop"]["human_hours"] == pytest.approx(2.0 * 25) and not elsewhere["human_hours_projected"]
+    del projection["all-manual"]  # a file that projects some policies only: none is priced from the projection
+    partial = cost.EfficiencyResult.model_validate(
+        EFFICIENCY | {"projection_images": 500_000, "summary": {"projection": projection}}
+    )
+    mixed = cost.cost_report(partial, _usage(), inputs, images=500_000, human_rate=15.0)
+    assert {p["policy"]: p["human_hours"] for p in mixed["projections"]} == pytest.approx(
+        {"boxloop": 2.0 * 125, "ground-truth-style": 8.0 * 125, "all-manual": 20.0 * 125}
+    )
 
 
 def test_the_script_prints_writes_its_figures_and_plots(
