@@ -35,14 +35,14 @@ Inputs (paths relative to the repository root):
   SageMaker's own job start-up (instance and image) is not in the measured seconds.
 - ``--human-rate`` (default $15/h): what an hour of a labeller (private workforce) costs.
 
-Outputs: dollars per 1,000 auto-labels for the measured run, by component, against the goal (compute ≤
-$0.10 per 1,000 auto-labels); a projected ``--images`` (default 500,000) run per policy: compute, per-object
-fees (tiered Ground Truth fee on every labelled object, automatic or human; A2I's fee on every human-labelled
-object for boxloop, whose human tasks are A2I human loops) and human hours × rate. Compute is linear in
-images from the measured run. Human hours are the efficiency benchmark's own projection when the file has one
-for every priced policy at ``--images`` (multi-seed results: the mean over seeds; the human-labelled images follow at the measured
-run's images per hour), else linear too; the tiered fees are computed on the projected counts. ``--json OUT``
-writes the figures; ``--plot`` (default ``docs/benchmarks/cost.png``) the projected cost by policy and
+Outputs: dollars per 1,000 auto-labels for the measured run, by component, against the goal (compute ≤ $0.10 per
+1,000 auto-labels); a projected ``--images`` (default 500,000) run per policy: compute, per-object fees (tiered
+Ground Truth fee on every labelled object, automatic or human; A2I's fee on every human-labelled object for
+boxloop, whose human tasks are A2I human loops) and human hours × rate. Compute is linear in images from the
+measured run. Human hours are the efficiency benchmark's own projection when the file has one for every priced
+policy at ``--images`` (multi-seed results: the mean over seeds; the human-labelled images follow at the
+measured run's images per hour), else linear too; the tiered fees are computed on the projected counts. ``--json
+OUT`` writes the figures; ``--plot`` (default ``docs/benchmarks/cost.png``) the projected cost by policy and
 component.
 
     .venv/bin/python bench/cost.py [--efficiency PATH] [--usage PATH] [--json OUT] [--plot PNG]
