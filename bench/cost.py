@@ -41,9 +41,9 @@ Ground Truth fee on every labelled object, automatic or human; A2I's fee on ever
 boxloop, whose human tasks are A2I human loops) and human hours × rate. Compute is linear in images from the
 measured run. Human hours are the efficiency benchmark's own projection when the file has one for every priced
 policy at ``--images`` (multi-seed results: the mean over seeds; the human-labelled images follow at the
-measured run's images per hour), else linear too; the tiered fees are computed on the projected counts. ``--json
-OUT`` writes the figures; ``--plot`` (default ``docs/benchmarks/cost.png``) the projected cost by policy and
-component.
+measured run's images per hour), else linear too; the tiered fees are computed on the projected counts.
+``--json OUT`` writes the figures; ``--plot`` (default ``docs/benchmarks/cost.png``) the projected cost by policy
+and component.
 
     .venv/bin/python bench/cost.py [--efficiency PATH] [--usage PATH] [--json OUT] [--plot PNG]
 """
